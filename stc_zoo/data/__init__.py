@@ -1,0 +1,13 @@
+"""Event-camera datasets in their published formats, read into tonic-style event arrays."""
+
+from .cifar10dvs import CIFAR10DVS, read_aedat2_cifar10dvs
+from .dvsgesture import DVSGesture, read_aedat31, read_label_windows
+from .events import EVENT_DTYPE, check_events, make_events
+from .nmnist import NMNIST, read_nmnist_file
+from .split import stratified_split
+
+__all__ = [
+    "EVENT_DTYPE", "make_events", "check_events", "stratified_split",
+    "NMNIST", "read_nmnist_file", "DVSGesture", "read_aedat31", "read_label_windows",
+    "CIFAR10DVS", "read_aedat2_cifar10dvs",
+]

@@ -1,0 +1,46 @@
+"""What the event datasets share: (events, label) samples with an optional transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+SPLITS = ("train", "test")
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+class EventDataset(torch.utils.data.Dataset):
+    """Base of the readers: subclasses fill ``targets`` and implement ``load_events(i)``.
+
+    Class attributes: ``sensor_size = (W, H, P)`` and ``classes`` (names, index = label).
+    """
+
+    sensor_size: tuple[int, int, int]
+    classes: tuple[str, ...]
+
+    def __init__(self, transform: Callable[[np.ndarray], Any] | None = None):
+        self.transform = transform
+        self.targets: list[int] = []
+
+    def load_events(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self, index: int) -> str:
+        """Where sample ``index`` comes from (for error messages and logs)."""
+        return f"{type(self).__name__}[{index}]"
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        events = self.load_events(index)
+        if self.transform is not None:
+            events = self.transform(events)
+        return events, self.targets[index]

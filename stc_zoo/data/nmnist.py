@@ -1,0 +1,82 @@
+"""N-MNIST (Orchard et al. 2015): 40-bit binary event files in ``Train|Test/<label>/<idx>.bin``.
+
+Each event is 5 bytes: x (8 bits), y (8 bits), polarity (1 bit), timestamp (23 bits, us).
+The full dataset and partial copies in the same layout (such as the 1,000-recording subset
+in ``../shared/data/nmnist-subset``) read the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tonic.io import read_mnist_file
+
+from ..errors import EventFormatError
+from .base import EventDataset, check_split
+from .events import EVENT_DTYPE
+
+
+def read_nmnist_file(path: str | os.PathLike) -> np.ndarray:
+    """Events of one N-MNIST ``.bin`` file (tonic's decoder, after a size check)."""
+    size = os.path.getsize(path)
+    if size % 5:
+        raise EventFormatError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events (truncated?)")
+    return read_mnist_file(str(path), dtype=EVENT_DTYPE)
+
+
+def _split_folder(root: Path, split: str) -> Path | None:
+    """``<root>/Train`` or, as tonic extracts it, ``<root>/NMNIST/Train``."""
+    name = split.capitalize()
+    for candidate in (root / name, root / "NMNIST" / name):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+class NMNIST(EventDataset):
+    """N-MNIST samples ``(events, label)`` from a folder in the dataset's own layout.
+
+    Args:
+        root: folder holding ``Train/`` and/or ``Test/`` (the full dataset or a partial copy).
+        split: ``"train"`` or ``"test"``.
+        download: fetch the full dataset through ``tonic.datasets.NMNIST`` when the split
+            folder is missing (needs a network).
+    """
+
+    sensor_size = (34, 34, 2)
+    classes = tuple(str(d) for d in range(10))
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        transform: Callable | None = None,
+        download: bool = False,
+    ):
+        super().__init__(transform)
+        check_split(split)
+        root = Path(root)
+        folder = _split_folder(root, split)
+        if folder is None and download:
+            import tonic
+
+            tonic.datasets.NMNIST(save_to=str(root), train=split == "train")
+            folder = _split_folder(root, split)
+        if folder is None:
+            raise FileNotFoundError(
+                f"no N-MNIST {split.capitalize()}/ folder under {root} "
+                "(expected <root>/Train/<label>/<idx>.bin; pass download=True to fetch it with tonic)"
+            )
+        self.files = sorted(folder.glob("[0-9]/*.bin"))
+        if not self.files:
+            raise FileNotFoundError(f"{folder} holds no <label>/<idx>.bin files")
+        self.targets = [int(f.parent.name) for f in self.files]
+
+    def load_events(self, index: int) -> np.ndarray:
+        return read_nmnist_file(self.files[index])
+
+    def describe(self, index: int) -> str:
+        return str(self.files[index])

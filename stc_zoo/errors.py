@@ -1,0 +1,21 @@
+"""The package's own exception types: every failure a user can cause lands in one of these."""
+
+
+class StcError(Exception):
+    """Base class of every error stc-zoo raises on purpose."""
+
+
+class EventFormatError(StcError, ValueError):
+    """An event file or event array is malformed (names the file or field and the reason)."""
+
+
+class InputError(StcError, ValueError):
+    """A model input has the wrong rank, shape, dtype or values."""
+
+
+class CheckpointError(StcError, ValueError):
+    """A checkpoint folder is incomplete, corrupted or from an unknown format version."""
+
+
+class WeightsUnavailableError(StcError, LookupError):
+    """A zoo entry has no trained weights anywhere; the message names the training command."""
