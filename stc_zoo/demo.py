@@ -1,0 +1,122 @@
+"""``python -m stc_zoo.demo``: run a zoo model on event recordings and say what it did and how fast.
+
+Uses the trained ``nmnist-t4`` when it has weights, else an untrained model of the same
+architecture (and says so). Reads real N-MNIST recordings from ``--data`` when present, else
+makes synthetic events (and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import NMNIST, make_events
+from .errors import WeightsUnavailableError
+from .layers import MultiThresholdLIF
+from .model import StcSNN
+from .zoo import create_model, get_entry
+
+
+def load_model(name: str) -> tuple[StcSNN, bool]:
+    try:
+        return StcSNN.from_pretrained(name), True
+    except WeightsUnavailableError as err:
+        print(f"note: {err}\n      -> running an UNTRAINED {name} (random weights): predictions are chance.\n")
+        return create_model(name).eval(), False
+
+
+def load_samples(data: Path, n: int, sensor: tuple[int, int]) -> tuple[list[np.ndarray], list[int] | None, str]:
+    """``n`` recordings spread over the classes of an N-MNIST folder, or synthetic events."""
+    try:
+        dataset = NMNIST(data, "train")
+        picks = np.linspace(0, len(dataset) - 1, n).astype(int)
+        return ([dataset.load_events(i) for i in picks], [dataset.targets[i] for i in picks],
+                f"{n} real N-MNIST recordings from {data}")
+    except FileNotFoundError:
+        rng = np.random.default_rng(0)
+        samples = []
+        for _ in range(n):
+            m = 4000
+            samples.append(make_events(rng.integers(0, sensor[0], m), rng.integers(0, sensor[1], m),
+                                       np.sort(rng.integers(0, 300_000, m)), rng.integers(0, 2, m)))
+        return samples, None, f"{n} SYNTHETIC event streams (no N-MNIST folder at {data})"
+
+
+def median_ms(fn, runs: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
+    """Mean spike count per neuron per step of every MT-LIF layer."""
+    rates, hooks = [], []
+    for name, module in model.named_modules():
+        if isinstance(module, MultiThresholdLIF):
+            hooks.append(module.register_forward_hook(
+                lambda m, i, out, name=name: rates.append((name, out.float().mean().item()))))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return rates
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="nmnist-t4")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/nmnist-subset"))
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per measurement (median)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    entry = get_entry(args.model)
+    model, trained = load_model(args.model)
+    c = model.config
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model   {args.model} ({entry.dataset}), {'trained' if trained else 'UNTRAINED'}, {params:,} parameters")
+    print(f"input   sensor {c.sensor_size[0]}x{c.sensor_size[1]} -> T={c.T} steps (ratio {c.ratio}, split by "
+          f"{c.split_by}, decay {c.decay}) x 2 x {c.input_size[0]}x{c.input_size[1]} (spatial /{c.spatial})")
+    model.fuse_for_inference()
+
+    samples, labels, source = load_samples(args.data, args.samples, c.sensor_size)
+    print(f"data    {source}\n")
+    probs = model.predict_proba(samples)
+    names = c.class_names or tuple(str(i) for i in range(c.num_classes))
+    print(f"{'#':>3} {'events':>7} {'label':>6} {'predicted':>10} {'confidence':>11}")
+    for i, (ev, p) in enumerate(zip(samples, probs)):
+        label = names[labels[i]] if labels else "-"
+        print(f"{i:>3} {len(ev):>7} {label:>6} {names[int(p.argmax())]:>10} {p.max().item():>11.3f}")
+    if labels:
+        correct = int((probs.argmax(-1) == torch.tensor(labels)).sum())
+        print(f"accuracy on these {len(labels)}: {correct}/{len(labels)}"
+              + ("" if trained else " (untrained model: chance is 10%)"))
+
+    one = samples[:1]
+    x = model.compress(one)
+    with torch.no_grad():
+        t_comp = median_ms(lambda: model.compress(one), args.runs)
+        t_net = median_ms(lambda: model(x), args.runs)
+        t_all = median_ms(lambda: model(model.compress(one)), args.runs)
+    print(f"\nlatency, batch 1, CPU ({torch.get_num_threads()} threads), median of {args.runs} runs after warm-up:")
+    print(f"  compression (events -> [T, 1, 2, H, W])  {t_comp:8.3f} ms")
+    print(f"  network (BN folded, torch reference)     {t_net:8.3f} ms")
+    print(f"  end to end (raw events -> logits)        {t_all:8.3f} ms")
+    print("\nspike activity (mean count per neuron per step, K = %d):" % c.K)
+    for name, rate in spike_rates(model, model.compress(samples)):
+        print(f"  {name:<12} {rate:.4f}")
+
+
+if __name__ == "__main__":
+    main()

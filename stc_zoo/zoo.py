@@ -1,0 +1,108 @@
+"""The model zoo: named configs (``<dataset>-t<T>``), their Hub repositories, their weights.
+
+An entry is trained when real weights for it exist; until then loading it raises
+WeightsUnavailableError with the command that trains it. Nothing is ever loaded under a
+dataset's name that was not trained on that dataset's recordings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import StcConfig
+from .data.cifar10dvs import CLASSES as CIFAR10_CLASSES
+from .data.dvsgesture import CLASSES as GESTURE_CLASSES
+from .errors import WeightsUnavailableError
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model: its config, where its weights live, and how to train them."""
+
+    name: str
+    dataset: str
+    data_hint: str  # what --data should point at
+    config: StcConfig
+    hub_repo: str
+
+    @property
+    def train_command(self) -> str:
+        return f"python training/train.py --model {self.name} --data {self.data_hint}"
+
+    @property
+    def bundled(self) -> Path | None:
+        """Folder of the checkpoint shipped inside the package, if there is one."""
+        folder = BUNDLED_DIR / self.name
+        return folder if (folder / "model.safetensors").is_file() else None
+
+
+_ENTRIES = [
+    ZooEntry(
+        name="nmnist-t4",
+        dataset="N-MNIST",
+        data_hint="PATH/TO/N-MNIST  (a folder with Train/ and Test/, e.g. ../shared/data/nmnist-subset)",
+        config=StcConfig(sensor_size=(34, 34), num_classes=10, class_names=tuple(str(d) for d in range(10)),
+                         T=4, ratio=4, split_by="number", spatial=1, decay=1.0,
+                         channels=(32, 64), hidden=128),
+        hub_repo="stc-zoo/nmnist-t4",
+    ),
+    ZooEntry(
+        name="dvsgesture-t4",
+        dataset="DVS128 Gesture",
+        data_hint="PATH/TO/DvsGesture  (the extracted folder with trials_to_train.txt)",
+        config=StcConfig(sensor_size=(128, 128), num_classes=11, class_names=GESTURE_CLASSES,
+                         T=4, ratio=4, split_by="time", spatial=4, decay=1.0,
+                         channels=(64, 128, 128), hidden=256, dropout=0.3),
+        hub_repo="stc-zoo/dvsgesture-t4",
+    ),
+    ZooEntry(
+        name="cifar10dvs-t4",
+        dataset="CIFAR10-DVS",
+        data_hint="PATH/TO/CIFAR10-DVS  (one folder per class of .aedat files)",
+        config=StcConfig(sensor_size=(128, 128), num_classes=10, class_names=CIFAR10_CLASSES,
+                         T=4, ratio=4, split_by="number", spatial=2, decay=1.0,
+                         channels=(64, 128, 128, 256), hidden=256, dropout=0.3),
+        hub_repo="stc-zoo/cifar10dvs-t4",
+    ),
+]
+REGISTRY: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+
+
+def list_models() -> list[str]:
+    """Names of every zoo entry, trained or not."""
+    return sorted(REGISTRY)
+
+
+def get_entry(name: str) -> ZooEntry:
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"no zoo model {name!r}{hint} (zoo: {', '.join(list_models())})")
+    return REGISTRY[name]
+
+
+def create_model(name: str):
+    """A freshly initialised (untrained) StcSNN with the zoo entry's config."""
+    from .model import StcSNN
+
+    return StcSNN(get_entry(name).config)
+
+
+def load_pretrained(name: str, device: torch.device | str | None = None):
+    """The trained StcSNN of a zoo entry; WeightsUnavailableError if it has none."""
+    from .model import StcSNN
+
+    entry = get_entry(name)
+    if entry.bundled is not None:
+        return StcSNN.from_pretrained(str(entry.bundled), device=device)
+    raise WeightsUnavailableError(
+        f"zoo model {name!r} ({entry.dataset}) has no trained weights yet: none are bundled with this "
+        f"package and none are published at {entry.hub_repo}. Train them with:\n    {entry.train_command}\n"
+        f"or build an untrained model with stc_zoo.create_model({name!r})."
+    )
