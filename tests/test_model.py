@@ -1,0 +1,162 @@
+"""StcSNN: shapes, input checks, BN folding, save/load through the Hub mixin, the zoo registry."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from eventfiles import random_events
+from stc_zoo import (CheckpointError, InputError, StcConfig, StcSNN, WeightsUnavailableError, create_model,
+                     list_models)
+from stc_zoo.config import FORMAT_VERSION
+
+TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, split_by="time", spatial=2,
+                 decay=0.8, channels=(4, 6), hidden=8, K=3, k_t=2)
+
+
+def randomise(model: StcSNN) -> StcSNN:
+    """Trained-looking parameters and BN statistics, so spikes fire and folding has work to do."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.conv.weight.mul_(3)
+            block.bn.running_mean.uniform_(-0.2, 0.2)
+            block.bn.running_var.uniform_(0.5, 1.5)
+            block.bn.weight.uniform_(0.8, 1.5)
+            block.mix.weight.add_(torch.randn_like(block.mix.weight) * 0.3)
+        model.fc1.weight.mul_(4)
+    return model.eval()
+
+
+def events_batch(n=4):
+    rng = np.random.default_rng(0)
+    return [random_events(rng, 300 + 50 * i, 13, 11, 20_000) for i in range(n)]
+
+
+def test_forward_shapes_and_predict():
+    model = randomise(StcSNN(TINY))
+    x = model.compress(events_batch())
+    assert x.shape == (3, 4, 2, 6, 7) and x.dtype == torch.float32
+    logits = model(x)
+    assert logits.shape == (4, 3)
+    probs = model.predict_proba(events_batch())
+    torch.testing.assert_close(probs, torch.softmax(logits, -1))
+    assert model.predict(events_batch()).tolist() == logits.argmax(-1).tolist()
+    assert model.predict_proba(events_batch()[0]).shape == (1, 3)
+
+
+def test_gradients_reach_every_parameter():
+    model = randomise(StcSNN(TINY)).train()
+    loss = torch.nn.functional.cross_entropy(model(model.compress(events_batch())), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("bad,match", [
+    (torch.zeros(3, 2, 2, 6), "got \\(3, 2, 2, 6\\)"),          # rank 4
+    (torch.zeros(4, 2, 2, 6, 7), "\\(3, 'B', 2, 6, 7\\)"),      # wrong T
+    (torch.zeros(3, 2, 2, 7, 6), "got \\(3, 2, 2, 7, 6\\)"),    # wrong sensor size
+    (torch.zeros(3, 2, 2, 6, 7, dtype=torch.int64), "floating-point"),
+    (torch.full((3, 2, 2, 6, 7), float("nan")), "NaN"),
+])
+def test_bad_inputs_are_clear_errors(bad, match):
+    with pytest.raises(InputError, match=match):
+        StcSNN(TINY)(bad)
+
+
+def test_fuse_for_inference_keeps_the_logits():
+    model = randomise(StcSNN(TINY)).double()
+    x = model.compress(events_batch()).double()
+    before = model(x)
+    model.fuse_for_inference()
+    assert model.config.bn_folded and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(model(x), before, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_save_and_load_round_trip_gives_identical_logits(tmp_path, fused):
+    model = randomise(StcSNN(TINY))
+    if fused:
+        model.fuse_for_inference()
+    model.save_pretrained(tmp_path / "ck")
+    assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "ck").iterdir()}
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["bn_folded"] is fused and saved["format_version"] == FORMAT_VERSION
+    loaded = StcSNN.from_pretrained(tmp_path / "ck")
+    assert loaded.config == model.config and not loaded.training
+    x = model.compress(events_batch())
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_config_json_round_trip_and_caller_config_untouched():
+    config = TINY.replace()
+    StcSNN(config).fuse_for_inference()
+    assert config.bn_folded is False
+    assert StcConfig.from_dict(json.loads(json.dumps(TINY.to_dict()))) == TINY
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    StcSNN(TINY).save_pretrained(tmp_path)
+    return tmp_path
+
+
+def edit_config(folder, **changes):
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_newer_format_version_is_refused(checkpoint):
+    edit_config(checkpoint, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(CheckpointError, match="config.json.*newer"):
+        StcSNN.from_pretrained(checkpoint)
+
+
+def test_unknown_config_field_is_refused(checkpoint):
+    edit_config(checkpoint, n_heads=4)
+    with pytest.raises(CheckpointError, match="unknown config fields \\['n_heads'\\]"):
+        StcSNN.from_pretrained(checkpoint)
+
+
+def test_config_that_changes_shapes_is_refused(checkpoint):
+    edit_config(checkpoint, hidden=9)
+    with pytest.raises(CheckpointError, match="model.safetensors.*shapes.*fc1.weight"):
+        StcSNN.from_pretrained(checkpoint)
+
+
+def test_missing_and_extra_tensors_are_refused(checkpoint):
+    path = checkpoint / "model.safetensors"
+    state = load_file(path)
+    state.pop("fc2.bias")
+    state["extra.weight"] = torch.zeros(2)
+    save_file(state, path)
+    with pytest.raises(CheckpointError, match="missing \\['fc2.bias'\\], unexpected \\['extra.weight'\\]"):
+        StcSNN.from_pretrained(checkpoint)
+
+
+def test_truncated_weights_and_missing_files_are_refused(checkpoint):
+    path = checkpoint / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        StcSNN.from_pretrained(checkpoint)
+    path.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        StcSNN.from_pretrained(checkpoint)
+    (checkpoint / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json"):
+        StcSNN.from_pretrained(checkpoint)
+
+
+def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
+    assert list_models() == ["cifar10dvs-t4", "dvsgesture-t4", "nmnist-t4"]
+    for name in list_models():
+        model = create_model(name)
+        c = model.config
+        assert c.T == 4 and model(torch.zeros(c.T, 1, 2, *c.input_size)).shape == (1, c.num_classes)
+        with pytest.raises(WeightsUnavailableError, match=f"python training/train.py --model {name}"):
+            StcSNN.from_pretrained(name)
+    with pytest.raises(KeyError, match="nmnist-t4"):
+        create_model("nmnist-t5")
