@@ -27,6 +27,7 @@ class ZooEntry:
 
     name: str
     dataset: str
+    reader: str  # key of stc_zoo.data.READERS
     data_hint: str  # what --data should point at
     config: StcConfig
     hub_repo: str
@@ -46,6 +47,7 @@ _ENTRIES = [
     ZooEntry(
         name="nmnist-t4",
         dataset="N-MNIST",
+        reader="nmnist",
         data_hint="PATH/TO/N-MNIST  (a folder with Train/ and Test/, e.g. ../shared/data/nmnist-subset)",
         config=StcConfig(sensor_size=(34, 34), num_classes=10, class_names=tuple(str(d) for d in range(10)),
                          T=4, ratio=4, split_by="number", spatial=1, decay=1.0,
@@ -55,6 +57,7 @@ _ENTRIES = [
     ZooEntry(
         name="dvsgesture-t4",
         dataset="DVS128 Gesture",
+        reader="dvsgesture",
         data_hint="PATH/TO/DvsGesture  (the extracted folder with trials_to_train.txt)",
         config=StcConfig(sensor_size=(128, 128), num_classes=11, class_names=GESTURE_CLASSES,
                          T=4, ratio=4, split_by="time", spatial=4, decay=1.0,
@@ -64,6 +67,7 @@ _ENTRIES = [
     ZooEntry(
         name="cifar10dvs-t4",
         dataset="CIFAR10-DVS",
+        reader="cifar10dvs",
         data_hint="PATH/TO/CIFAR10-DVS  (one folder per class of .aedat files)",
         config=StcConfig(sensor_size=(128, 128), num_classes=10, class_names=CIFAR10_CLASSES,
                          T=4, ratio=4, split_by="number", spatial=2, decay=1.0,

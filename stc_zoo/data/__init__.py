@@ -6,7 +6,11 @@ from .events import EVENT_DTYPE, check_events, make_events
 from .nmnist import NMNIST, read_nmnist_file
 from .split import stratified_split
 
+# The zoo's dataset keys -> reader classes (all take root, split, transform, download).
+READERS = {"nmnist": NMNIST, "dvsgesture": DVSGesture, "cifar10dvs": CIFAR10DVS}
+
 __all__ = [
+    "READERS",
     "EVENT_DTYPE", "make_events", "check_events", "stratified_split",
     "NMNIST", "read_nmnist_file", "DVSGesture", "read_aedat31", "read_label_windows",
     "CIFAR10DVS", "read_aedat2_cifar10dvs",
