@@ -1,0 +1,92 @@
+"""training/train.py end to end on a tiny config: resume is exact, export loads, evaluate reports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from eventfiles import random_events, write_nmnist
+from stc_zoo import StcSNN
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+import train  # noqa: E402
+
+TINY = ["--set", "channels=[4]", "--set", "hidden=8", "--set", "surrogate=arctan", "--set", "T=2", "--set", "ratio=2",
+        "--batch-size", "8", "--set", "val_fraction=0.25", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nmnist")
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        for i in range(8):
+            events = random_events(rng, 150, 34, 34, 100_000)
+            events["x"] = np.clip(events["x"] // 3 + 10 * label, 0, 33)  # a learnable class cue
+            write_nmnist(root / "Train" / str(label) / f"{i:05d}.bin", events)
+            write_nmnist(root / "Test" / str(label) / f"{i:05d}.bin", events)
+    return root
+
+
+def run(data, out, *extra):
+    return train.main(["--model", "nmnist-t4", "--data", str(data), "--out", str(out), "--cache-dir", "",
+                       *TINY, *extra])
+
+
+def metrics(out):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(data, tmp_path, monkeypatch):
+    run(data, tmp_path / "whole", "--epochs", "3")
+
+    real_epoch, calls = train.run_epoch, []
+
+    def dies_in_second_training_epoch(*args, **kwargs):
+        if args[5] is not None:  # an optimiser: a training pass
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "run_epoch", dies_in_second_training_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path / "cut", "--epochs", "3")
+    assert json.loads((tmp_path / "cut" / "metrics.jsonl").read_text())["epoch"] == 1
+    monkeypatch.setattr(train, "run_epoch", real_epoch)
+    with pytest.raises(SystemExit, match="--resume"):
+        run(data, tmp_path / "cut", "--epochs", "3")
+    train.main(["--model", "nmnist-t4", "--data", str(data), "--out", str(tmp_path / "cut"), "--cache-dir", "",
+                "--resume", "--threads", "1"])
+
+    whole, cut = load_file(tmp_path / "whole" / train.STATE), load_file(tmp_path / "cut" / train.STATE)
+    assert whole.keys() == cut.keys() and any(k.startswith("optim/") for k in whole)
+    for key in whole:
+        assert torch.equal(whole[key], cut[key]), key
+    assert metrics(tmp_path / "whole") == metrics(tmp_path / "cut")
+    assert [m["epoch"] for m in metrics(tmp_path / "cut")] == [1, 2, 3]
+
+
+def test_export_loads_and_evaluate_reports_json(data, tmp_path):
+    meta = run(data, tmp_path / "run", "--epochs", "20", "--lr", "0.01", "--export", str(tmp_path / "export"))
+    assert meta["best_val_acc"] > 1 / 3  # above chance on the class cue
+    model = StcSNN.from_pretrained(tmp_path / "export")
+    assert model.config.channels == (4,) and model.config.T == 2
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "library_name" in card and "subset of N-MNIST" in card and f"{meta['best_val_acc'] * 100:.2f}%" in card
+    out = subprocess.run([sys.executable, "-m", "stc_zoo.cli", "evaluate", str(tmp_path / "export"),
+                          "--data", str(data), "--split", "test"], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["samples"] == 24 and result["split"] == "test" and 0 <= result["accuracy"] <= 1
+
+
+def test_unknown_override_is_refused(data, tmp_path):
+    with pytest.raises(SystemExit, match="unknown model fields \\['n_heads'\\]"):
+        run(data, tmp_path / "x", "--set", "n_heads=4")
