@@ -1,6 +1,7 @@
 """StcSNN: shapes, input checks, BN folding, save/load through the Hub mixin, the zoo registry."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,11 @@ from eventfiles import random_events
 from stc_zoo import (CheckpointError, InputError, StcConfig, StcSNN, WeightsUnavailableError, create_model,
                      list_models)
 from stc_zoo.config import FORMAT_VERSION
+from stc_zoo.data import NMNIST, stratified_split
+from stc_zoo.data.compressed import compress_dataset
+from stc_zoo.zoo import get_entry
+
+SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
 
 TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, split_by="time", spatial=2,
                  decay=0.8, channels=(4, 6), hidden=8, K=3, k_t=2)
@@ -156,7 +162,29 @@ def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
         model = create_model(name)
         c = model.config
         assert c.T == 4 and model(torch.zeros(c.T, 1, 2, *c.input_size)).shape == (1, c.num_classes)
+    for name in ("dvsgesture-t4", "cifar10dvs-t4"):  # never trained on their real recordings here
         with pytest.raises(WeightsUnavailableError, match=f"python training/train.py --model {name}"):
             StcSNN.from_pretrained(name)
     with pytest.raises(KeyError, match="nmnist-t4"):
         create_model("nmnist-t5")
+
+
+def test_bundled_nmnist_t4_loads_offline_with_an_honest_card(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = StcSNN.from_pretrained("nmnist-t4")
+    assert model.config == get_entry("nmnist-t4").config and not model.training
+    card = (get_entry("nmnist-t4").bundled / "README.md").read_text()
+    assert "1,000-recording subset of N-MNIST" in card and "validation" in card
+
+
+@pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
+def test_bundled_nmnist_t4_reproduces_its_card_on_the_held_out_recordings():
+    model = StcSNN.from_pretrained("nmnist-t4")
+    data = NMNIST(SUBSET, "train")
+    _, held = stratified_split(data.targets, 0.1, seed=0)
+    X, y = compress_dataset(data, model.compression)
+    with torch.no_grad():
+        acc = (model(X[held].transpose(0, 1)).argmax(-1) == y[held]).float().mean().item()
+    card = (get_entry("nmnist-t4").bundled / "README.md").read_text()
+    assert f"| {len(held)} | {acc * 100:.2f}% |" in card
+    assert acc >= 0.96
