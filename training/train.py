@@ -182,6 +182,8 @@ def run_epoch(model, X, y, train: TrainConfig, device, optimizer=None, epoch=0, 
     model.train(training)
     gen = torch.Generator().manual_seed(train.seed * 100_003 + epoch)  # same order on resume
     order = torch.randperm(len(X), generator=gen) if training else torch.arange(len(X))
+    if training:  # equal shards, or DDP ranks would wait on each other's missing batches
+        order = order[: len(order) - len(order) % world]
     order = order[rank::world]
     amp = train.amp and device.type == "cuda"
     total_loss, correct = 0.0, 0
