@@ -13,6 +13,9 @@ import numpy as np
 
 from stc_zoo.data import make_events
 
+# The real N-MNIST recordings beside the project (tests that need them skip where it is absent).
+SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
+
 
 def random_events(rng: np.random.Generator, n: int, W: int, H: int, t_max: int) -> np.ndarray:
     """``n`` events on a ``W x H`` sensor with sorted timestamps in ``[0, t_max)``."""

@@ -1,17 +1,15 @@
 """Spatio-temporal compression against tonic's ToFrame and a fine-frame oracle."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from tonic.transforms import ToFrame
 
-from eventfiles import random_events
+from eventfiles import SUBSET, random_events
 from stc_zoo import EventFormatError, SpatioTemporalCompression
 from stc_zoo.data import make_events, read_nmnist_file
 
-SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
 
 
 def to_frame(events, sensor, n_bins, split_by):

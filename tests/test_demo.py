@@ -1,12 +1,11 @@
 """`make demo` runs: the trained model on real recordings when present, synthetic events otherwise."""
 
-from pathlib import Path
 
 import pytest
 
+from eventfiles import SUBSET
 from stc_zoo import demo
 
-SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
 
 
 def test_demo_on_synthetic_events(tmp_path, capsys):

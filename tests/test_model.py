@@ -1,14 +1,13 @@
 """StcSNN: shapes, input checks, BN folding, save/load through the Hub mixin, the zoo registry."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from eventfiles import random_events
+from eventfiles import SUBSET, random_events
 from stc_zoo import (CheckpointError, InputError, StcConfig, StcSNN, WeightsUnavailableError, create_model,
                      list_models)
 from stc_zoo.config import FORMAT_VERSION
@@ -16,7 +15,6 @@ from stc_zoo.data import NMNIST, stratified_split
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.zoo import get_entry
 
-SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
 
 TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, split_by="time", spatial=2,
                  decay=0.8, channels=(4, 6), hidden=8, K=3, k_t=2)

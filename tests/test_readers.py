@@ -5,13 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventfiles import (random_events, write_aedat2_cifar10dvs, write_aedat31, write_labels_csv,
+from eventfiles import (SUBSET, random_events, write_aedat2_cifar10dvs, write_aedat31, write_labels_csv,
                         write_nmnist)
 from stc_zoo import EventFormatError
 from stc_zoo.data import (CIFAR10DVS, NMNIST, DVSGesture, read_aedat2_cifar10dvs, read_aedat31,
                           read_nmnist_file, stratified_split)
 
-SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nmnist-subset"
 
 
 def assert_same_events(got: np.ndarray, want: np.ndarray) -> None:
