@@ -87,6 +87,14 @@ def test_export_loads_and_evaluate_reports_json(data, tmp_path):
     assert result["samples"] == 24 and result["split"] == "test" and 0 <= result["accuracy"] <= 1
 
 
+def test_resume_can_extend_a_run(data, tmp_path):
+    run(data, tmp_path / "r", "--epochs", "1")
+    meta = train.main(["--model", "nmnist-t4", "--data", str(data), "--out", str(tmp_path / "r"),
+                       "--cache-dir", "", "--resume", "--epochs", "3", "--threads", "1"])
+    assert meta["epoch"] == 3 and [m["epoch"] for m in metrics(tmp_path / "r")] == [1, 2, 3]
+    assert json.loads((tmp_path / "r" / train.RUN).read_text())["train"]["epochs"] == 3
+
+
 def test_unknown_override_is_refused(data, tmp_path):
     with pytest.raises(SystemExit, match="unknown model fields \\['n_heads'\\]"):
         run(data, tmp_path / "x", "--set", "n_heads=4")

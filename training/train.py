@@ -294,6 +294,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.resume:
         meta = load_state(out / STATE, model, optimizer, scheduler)
         print(f"resuming {out} after epoch {meta['epoch']}")
+        if args.epochs is not None and args.epochs != train.epochs:
+            # Extending (or shortening) a run stretches the cosine schedule over the new length.
+            train = dataclasses.replace(train, epochs=args.epochs)
+            scheduler.T_max = meta["epochs"] = args.epochs
+            if rank == 0:
+                saved["train"]["epochs"] = args.epochs
+                (out / RUN).write_text(json.dumps(saved, indent=1))
+            print(f"run length changed to {args.epochs} epochs")
     elif rank == 0:
         (out / RUN).write_text(json.dumps({"model": config.to_dict(), "train": dataclasses.asdict(train),
                                            "command": command}, indent=1))
