@@ -88,11 +88,13 @@ def test_export_loads_and_evaluate_reports_json(data, tmp_path):
 
 
 def test_resume_can_extend_a_run(data, tmp_path):
-    run(data, tmp_path / "r", "--epochs", "1")
+    run(data, tmp_path / "r", "--epochs", "1", "--lr", "0.01")
     meta = train.main(["--model", "nmnist-t4", "--data", str(data), "--out", str(tmp_path / "r"),
                        "--cache-dir", "", "--resume", "--epochs", "3", "--threads", "1"])
     assert meta["epoch"] == 3 and [m["epoch"] for m in metrics(tmp_path / "r")] == [1, 2, 3]
     assert json.loads((tmp_path / "r" / train.RUN).read_text())["train"]["epochs"] == 3
+    lrs = [m["lr"] for m in metrics(tmp_path / "r")]  # lr after each epoch, on the stretched cosine
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(0.01 * 0.25) and lrs[2] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_unknown_override_is_refused(data, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import sys
@@ -298,6 +299,10 @@ def main(argv: list[str] | None = None) -> dict:
             # Extending (or shortening) a run stretches the cosine schedule over the new length.
             train = dataclasses.replace(train, epochs=args.epochs)
             scheduler.T_max = meta["epochs"] = args.epochs
+            # CosineAnnealingLR steps recursively from the current lr, so re-seat it on the new curve.
+            progress = (1 + math.cos(math.pi * scheduler.last_epoch / args.epochs)) / 2
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * progress
             if rank == 0:
                 saved["train"]["epochs"] = args.epochs
                 (out / RUN).write_text(json.dumps(saved, indent=1))
