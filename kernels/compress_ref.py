@@ -33,18 +33,18 @@ def pooled_size(sensor_size: tuple[int, int], spatial: int) -> tuple[int, int]:
 
 
 def fine_bins(
-    t: torch.Tensor, offsets: torch.Tensor, n_bins: int, split_by: str
+    t: torch.Tensor, offsets: torch.Tensor, sample: torch.Tensor, n_bins: int, split_by: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fine bin of every event and whether it falls in any bin.
 
     Args:
         t: ``[N]`` int64 timestamps, sorted within each sample.
         offsets: ``[B + 1]`` int64 sample boundaries into the event arrays.
+        sample: ``[N]`` int64 sample of each event.
     Returns:
         ``(f, valid)``, both ``[N]``: int64 bin index (meaningless where not valid) and bool.
     """
     counts = offsets[1:] - offsets[:-1]
-    sample = torch.repeat_interleave(torch.arange(len(counts), device=t.device), counts)
     index = torch.arange(t.numel(), device=t.device) - offsets[:-1][sample]
     if split_by == "number":
         per_bin = (counts // n_bins)[sample]
@@ -86,9 +86,8 @@ def compress_events_ref(
     """
     B = offsets.numel() - 1
     Hs, Ws = pooled_size(sensor_size, spatial)
-    f, valid = fine_bins(t, offsets, T * ratio, split_by)
-    counts = offsets[1:] - offsets[:-1]
-    sample = torch.repeat_interleave(torch.arange(B, device=t.device), counts)
+    sample = torch.repeat_interleave(torch.arange(B, device=t.device), offsets[1:] - offsets[:-1])
+    f, valid = fine_bins(t, offsets, sample, T * ratio, split_by)
     k, within = f // ratio, f % ratio
     weight = torch.pow(torch.tensor(decay, dtype=torch.float64, device=t.device), ratio - 1 - within)
     flat = (((k * B + sample) * 2 + p) * Hs + y // spatial) * Ws + x // spatial

@@ -8,9 +8,10 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import CheckpointError
-from .kernels.compress_ref import SPLITS
+from .kernels.compress_ref import pooled_size
 from .kernels.scb_tail_ref import RESETS
 from .kernels.surrogate import SURROGATES
+from .transforms import SpatioTemporalCompression
 
 # Bump when a saved config or state dict changes meaning; loaders refuse newer versions.
 FORMAT_VERSION = 1
@@ -72,11 +73,10 @@ class StcConfig:
         need(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         need(not self.class_names or len(self.class_names) == self.num_classes,
              f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
-        for name in ("T", "ratio", "spatial", "kernel_size", "hidden", "k_t", "K"):
+        self.compression()  # validates T, ratio, split_by, spatial, decay
+        for name in ("kernel_size", "hidden", "k_t", "K"):
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         need(self.kernel_size % 2 == 1, f"kernel_size must be odd, got {self.kernel_size}")
-        need(self.split_by in SPLITS, f"split_by must be one of {SPLITS}, got {self.split_by!r}")
-        need(0.0 < self.decay <= 1.0, f"decay must be in (0, 1], got {self.decay}")
         need(len(self.channels) >= 1 and min(self.channels) >= 1, f"channels must be positive, got {self.channels}")
         need(self.pool in POOLS, f"pool must be one of {POOLS}, got {self.pool!r}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
@@ -92,8 +92,11 @@ class StcConfig:
     @property
     def input_size(self) -> tuple[int, int]:
         """``(H', W')`` of the compressed frames the network takes."""
-        W, H = self.sensor_size
-        return -(-H // self.spatial), -(-W // self.spatial)
+        return pooled_size(self.sensor_size, self.spatial)
+
+    def compression(self) -> SpatioTemporalCompression:
+        """The transform from events to this config's ``[T, 2, H', W']`` network input."""
+        return SpatioTemporalCompression(self.sensor_size, self.T, self.ratio, self.split_by, self.spatial, self.decay)
 
     def replace(self, **changes) -> StcConfig:
         return dataclasses.replace(self, **changes)

@@ -8,8 +8,6 @@ makes synthetic events (and says so).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from .data import NMNIST, make_events, stratified_split
 from .errors import WeightsUnavailableError
 from .layers import MultiThresholdLIF
 from .model import StcSNN
+from .timing import median_ms
 from .zoo import create_model, get_entry
 
 
@@ -53,17 +52,6 @@ def load_samples(data: Path, n: int, sensor: tuple[int, int]) -> tuple[list[np.n
         return samples, None, f"{n} SYNTHETIC event streams (no N-MNIST folder at {data})"
 
 
-def median_ms(fn, runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
     """Mean spike count per neuron per step of every MT-LIF layer."""
     rates, hooks = [], []
@@ -86,7 +74,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=50, help="timed runs per measurement (median)")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     entry = get_entry(args.model)
     model, trained = load_model(args.model)
     c = model.config

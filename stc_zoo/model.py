@@ -16,7 +16,6 @@ from torch import nn
 from .config import FORMAT_VERSION, StcConfig
 from .errors import CheckpointError, InputError
 from .layers import MultiThresholdLIF, SynapticConvBlock
-from .transforms import SpatioTemporalCompression
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -42,9 +41,7 @@ class StcSNN(
         # A private copy: fuse_for_inference() edits it, the caller's object stays as it was.
         self.config = config = config.replace()
         self._hub_mixin_config = config
-        self.compression = SpatioTemporalCompression(
-            config.sensor_size, config.T, config.ratio, config.split_by, config.spatial, config.decay
-        )
+        self.compression = config.compression()
         lif = dict(K=config.K, v_th=config.v_th, tau_init=config.tau_init, reset=config.reset,
                    detach_reset=config.detach_reset, surrogate=config.surrogate, alpha=config.surrogate_alpha)
         blocks, c_in = [], 2

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ import train  # noqa: E402
 from stc_zoo import StcSNN  # noqa: E402
 from stc_zoo.data import NMNIST  # noqa: E402
 from stc_zoo.model import load_weights  # noqa: E402
+from stc_zoo.timing import median_ms  # noqa: E402
 
 ROWS = [  # (row name, overrides of the nmnist-t4 config)
     ("T=1 (CR 16)", {"T": 1, "ratio": 16}),
@@ -45,14 +44,7 @@ def slug(name: str) -> str:
 
 def latency_ms(model: StcSNN, events, runs: int) -> float:
     with torch.no_grad():
-        for _ in range(10):
-            model(model.compress(events))
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            model(model.compress(events))
-            times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        return median_ms(lambda: model(model.compress(events)), runs, warmup=10)
 
 
 def main() -> None:

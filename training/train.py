@@ -104,8 +104,7 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
 def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each."""
     dataset = READERS[reader](root, "train")
-    model = StcSNN(config)
-    X, y = compress_dataset(dataset, model.compression, cache_dir, desc="compressing train split")
+    X, y = compress_dataset(dataset, config.compression(), cache_dir, desc="compressing train split")
     kept, held = stratified_split(dataset.targets, train.val_fraction, train.seed)
     return (X[kept], y[kept]), (X[held], y[held])
 
@@ -230,7 +229,7 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def export(out: Path, export_dir: Path, entry, config: StcConfig, meta: dict, command: str) -> None:
+def export(out: Path, export_dir: Path, entry, config: StcConfig, meta: dict) -> None:
     model = StcSNN(config)
     load_weights(model, out / BEST)
     model.save_pretrained(export_dir)
@@ -241,7 +240,7 @@ def export(out: Path, export_dir: Path, entry, config: StcConfig, meta: dict, co
     split_note = (f"validation: {meta['val_samples']} recordings held out of the training data "
                   f"({meta['val_fraction']:.0%} per class, seed {meta['seed']})")
     card = render_card(entry.name, config, entry.dataset, data_note, split_note, meta["best_val_acc"],
-                       meta["val_samples"], command,
+                       meta["val_samples"], meta["command"],
                        extra=f"Best epoch {meta['best_epoch']} of {meta['epochs']}.\n")
     (export_dir / "README.md").write_text(card)
 
@@ -340,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     if rank == 0:
         print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']} ({out / BEST})")
         if args.export:
-            export(out, args.export, entry, config, meta, meta["command"])
+            export(out, args.export, entry, config, meta)
             print(f"exported to {args.export}")
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -32,6 +32,10 @@ class EventDataset(torch.utils.data.Dataset):
     def load_events(self, index: int) -> np.ndarray:
         raise NotImplementedError
 
+    def source_file(self, index: int) -> str | None:
+        """The file sample ``index`` is read from, when it has one (for cache keys)."""
+        return None
+
     def describe(self, index: int) -> str:
         """Where sample ``index`` comes from (for error messages and logs)."""
         return f"{type(self).__name__}[{index}]"

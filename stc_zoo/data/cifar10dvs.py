@@ -93,5 +93,8 @@ class CIFAR10DVS(EventDataset):
             return make_events(ev["x"], ev["y"], ev["t"], ev["p"])
         return read_aedat2_cifar10dvs(self.files[index])
 
+    def source_file(self, index: int) -> str | None:
+        return str(self.files[index]) if self.files else None
+
     def describe(self, index: int) -> str:
-        return str(self.files[index]) if self.files else super().describe(index)
+        return self.source_file(index) or super().describe(index)

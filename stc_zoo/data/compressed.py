@@ -28,10 +28,9 @@ CACHE_VERSION = 1
 def cache_key(dataset: EventDataset, compression: SpatioTemporalCompression) -> str:
     sources = []
     for i in range(len(dataset)):
-        where = dataset.describe(i)
-        path = where.split(" [")[0]
-        st = os.stat(path) if os.path.isfile(path) else None
-        sources.append((where, st.st_size, st.st_mtime_ns) if st else (where,))
+        path = dataset.source_file(i)
+        st = os.stat(path) if path else None
+        sources.append((dataset.describe(i), st.st_size, st.st_mtime_ns) if st else (dataset.describe(i),))
     blob = json.dumps({"v": CACHE_VERSION, "type": type(dataset).__name__, "sources": sources,
                        "targets": dataset.targets, "compression": asdict(compression)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -132,6 +132,9 @@ class DVSGesture(EventDataset):
         events = _recording(str(recording))
         return events[(events["t"] >= start) & (events["t"] < end)]
 
+    def source_file(self, index: int) -> str | None:
+        return None if self._tonic is not None else str(self.samples[index][0])
+
     def describe(self, index: int) -> str:
         if self._tonic is not None:
             return super().describe(index)

@@ -17,16 +17,24 @@ from ..errors import EventFormatError
 EVENT_DTYPE = events_struct
 
 
+def _check_polarity(p: np.ndarray, source: str) -> None:
+    if p.size and p.dtype != np.bool_ and not np.isin(p, (0, 1)).all():
+        raise EventFormatError(f"{source}: field 'p' must be 0/1, found {np.unique(p)[:8].tolist()}")
+
+
+def _check_range(v: np.ndarray, field: str, limit: int, source: str, what: str) -> None:
+    if v.size and (v.min() < 0 or v.max() >= limit):
+        raise EventFormatError(f"{source}: field {field!r} has values in [{v.min()}, {v.max()}], outside {what} 0..{limit - 1}")
+
+
 def make_events(x, y, t, p) -> np.ndarray:
     """Build an event array from four equal-length sequences."""
     x, y, t, p = (np.asarray(a) for a in (x, y, t, p))
     if not (len(x) == len(y) == len(t) == len(p)):
         raise EventFormatError(f"x, y, t, p have different lengths {len(x)}, {len(y)}, {len(t)}, {len(p)}")
-    if p.dtype != np.bool_ and p.size and not np.isin(p, (0, 1)).all():
-        raise EventFormatError(f"field 'p' must be 0/1, found {np.unique(p)[:8].tolist()}")
+    _check_polarity(p, "events")
     for name, v in (("x", x), ("y", y)):
-        if v.size and (v.min() < 0 or v.max() > np.iinfo(np.int16).max):
-            raise EventFormatError(f"field {name!r} has values in [{v.min()}, {v.max()}], outside 0..32767")
+        _check_range(v, name, np.iinfo(np.int16).max + 1, "events", "the int16 range")
     events = np.empty(len(x), dtype=EVENT_DTYPE)
     events["x"], events["y"], events["t"], events["p"] = x, y, t, p
     return events
@@ -45,14 +53,8 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str =
         raise EventFormatError(f"{source}: not an event array, missing fields {missing} (have {list(names)})")
     W, H = sensor_size[0], sensor_size[1]
     for field, limit in (("x", W), ("y", H)):
-        v = events[field]
-        if v.size and (v.min() < 0 or v.max() >= limit):
-            raise EventFormatError(
-                f"{source}: field {field!r} has values in [{v.min()}, {v.max()}], outside the sensor's 0..{limit - 1}"
-            )
-    p = events["p"]
-    if p.size and p.dtype != np.bool_ and not np.isin(p, (0, 1)).all():
-        raise EventFormatError(f"{source}: field 'p' must be 0/1, found {np.unique(p)[:8].tolist()}")
+        _check_range(events[field], field, limit, source, "the sensor's")
+    _check_polarity(events["p"], source)
     t = events["t"]
     if t.size and t.min() < 0:
         raise EventFormatError(f"{source}: field 't' has negative timestamps (min {t.min()})")

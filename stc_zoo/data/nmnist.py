@@ -78,5 +78,7 @@ class NMNIST(EventDataset):
     def load_events(self, index: int) -> np.ndarray:
         return read_nmnist_file(self.files[index])
 
-    def describe(self, index: int) -> str:
+    def source_file(self, index: int) -> str:
         return str(self.files[index])
+
+    describe = source_file
