@@ -18,7 +18,7 @@ def evaluate(args) -> dict:
     """Accuracy of MODEL on a dataset split; prints one JSON line."""
     model = StcSNN.from_pretrained(args.model, device=args.device)
     reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
-    dataset = READERS[reader](args.data, args.split)
+    dataset = READERS[reader](args.data, args.split, download=args.download)
     X, y = compress_dataset(dataset, model.compression, args.cache_dir, desc=f"compressing {args.split}")
     correct = 0
     with torch.no_grad():
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="dataset root in its published layout")
     ev.add_argument("--split", choices=("train", "test"), default="test")
     ev.add_argument("--dataset", choices=sorted(READERS), help="reader (default: the zoo entry's, else nmnist)")
+    ev.add_argument("--download", action="store_true", help="fetch the dataset through tonic if missing")
     ev.add_argument("--batch-size", type=int, default=128)
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--cache-dir", default=None, help="reuse compressed tensors cached here")

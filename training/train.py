@@ -101,9 +101,10 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
 
 
 # ------------------------------------------------------------------ data
-def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None):
+def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None,
+              download: bool = False):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each."""
-    dataset = READERS[reader](root, "train")
+    dataset = READERS[reader](root, "train", download=download)
     X, y = compress_dataset(dataset, config.compression(), cache_dir, desc="compressing train split")
     kept, held = stratified_split(dataset.targets, train.val_fraction, train.seed)
     return (X[kept], y[kept]), (X[held], y[held])
@@ -256,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", dest="batch_size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--download", action="store_true",
+                        help="fetch the dataset into --data through tonic when it is missing (needs a network)")
     parser.add_argument("--cache-dir", default=".cache/stc-zoo", help="compressed-data cache ('' disables)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--export", type=Path, help="write the Hub-ready folder of the best weights here")
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(train.seed)
     np.random.seed(train.seed)
     random.seed(train.seed)
-    (Xtr, ytr), (Xva, yva) = load_data(entry.reader, args.data, config, train, args.cache_dir or None)
+    (Xtr, ytr), (Xva, yva) = load_data(entry.reader, args.data, config, train, args.cache_dir or None, args.download)
     model = StcSNN(config).to(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
