@@ -38,10 +38,16 @@ _TILE = 1024  # elements per program
 
 @triton.jit
 def tile_offsets(pid_r, pid_s, S, BLOCK_R: tl.constexpr, BLOCK_S: tl.constexpr):
-    """Rows ``[BLOCK_R, 1]`` and in-step element offsets ``[BLOCK_R, BLOCK_S]`` of one tile, int64."""
-    rows = pid_r.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)[:, None]
-    cols = pid_s.to(tl.int64) * BLOCK_S + tl.arange(0, BLOCK_S).to(tl.int64)[None, :]
-    return rows, cols, rows * S.to(tl.int64) + cols
+    """Rows ``[BLOCK_R, 1]``, columns ``[1, BLOCK_S]`` and in-step offsets ``[BLOCK_R, BLOCK_S]`` of a tile, int64."""
+    rows = tl.cast(pid_r, tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)[:, None]
+    cols = tl.cast(pid_s, tl.int64) * BLOCK_S + tl.arange(0, BLOCK_S).to(tl.int64)[None, :]
+    return rows, cols, rows * tl.cast(S, tl.int64) + cols
+
+
+@triton.jit
+def step_size(R, S):
+    """Elements per time step, int64 (so ``t * step`` cannot overflow)."""
+    return tl.cast(R, tl.int64) * tl.cast(S, tl.int64)
 
 
 @triton.jit
@@ -96,7 +102,7 @@ def scb_tail_fwd_kernel(
     rows, cols, offs = tile_offsets(tl.program_id(0), tl.program_id(1), S, BLOCK_R, BLOCK_S)
     mask = (rows < R) & (cols < S)
     c = rows % C
-    step = R.to(tl.int64) * S
+    step = step_size(R, S)
     v_th = tl.load(params_ptr)
     beta = tl.load(beta_ptr + c, mask=rows < R, other=0.0).to(CDT)
     w0 = tl.load(w_ptr + c * K_T, mask=rows < R, other=0.0).to(CDT)
@@ -157,7 +163,7 @@ def scb_tail_bwd_kernel(
     row_ok = rows < R
     mask = row_ok & (cols < S)
     c = rows % C
-    step = R.to(tl.int64) * S
+    step = step_size(R, S)
     v_th = tl.load(params_ptr)
     alpha = tl.load(params_ptr + 1)
     half_width = tl.load(params_ptr + 2)
@@ -288,6 +294,11 @@ def _dims(y: torch.Tensor) -> tuple[int, int, int, int]:
     return T, B * C, C, S
 
 
+def alloc(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Uninitialised output buffer; the tests swap in a poisoned one to catch unwritten elements."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 # FMA contraction would change rounding against the eager reference; keep IEEE order.
 _LAUNCH = {"enable_fp_fusion": False, "num_warps": 4}
 
@@ -311,9 +322,8 @@ def scb_tail_forward(
     """
     T, R, C, S = _dims(y)
     is_f64 = y.dtype == torch.float64
-    spikes = torch.empty(y.shape, dtype=out_dtype, device=y.device)
-    h = torch.empty(y.shape if store_h else (0,), dtype=torch.float64 if is_f64 else torch.float32,
-                    device=y.device)
+    spikes = alloc(y.shape, out_dtype, y.device)
+    h = alloc(y.shape if store_h else (0,), torch.float64 if is_f64 else torch.float32, y.device)
     block_r, block_s, grid = _tiles(R, S)
     scb_tail_fwd_kernel[grid](
         y, w, beta, v0 if v0 is not None else y, spikes, h if store_h else spikes,
@@ -335,10 +345,10 @@ def scb_tail_backward(
     is_f64 = y.dtype == torch.float64
     acc = torch.float64 if is_f64 else torch.float32
     block_r, block_s, grid = _tiles(R, S)
-    gy = torch.empty_like(y)
-    gw_part = torch.empty(grid[1], R, K_T, dtype=acc, device=y.device)
-    gbeta_part = torch.empty(grid[1], R, dtype=acc, device=y.device)
-    gv0 = torch.empty_like(v0) if v0 is not None else y.new_empty(0)
+    gy = alloc(y.shape, y.dtype, y.device)
+    gw_part = alloc((grid[1], R, K_T), acc, y.device)
+    gbeta_part = alloc((grid[1], R), acc, y.device)
+    gv0 = alloc(v0.shape, v0.dtype, y.device) if v0 is not None else y.new_empty(0)
     scb_tail_bwd_kernel[grid](
         grad_s.contiguous(), y, h, w, beta, v0 if v0 is not None else y,
         gy, gw_part, gbeta_part, gv0 if v0 is not None else gy,

@@ -11,8 +11,9 @@ import math
 import torch
 from torch import nn
 
+from .kernels import ops
 from .kernels import surrogate as sg
-from .kernels.scb_tail_ref import RESETS, mtlif_ref, temporal_mix_ref
+from .kernels.scb_tail_ref import RESETS, temporal_mix_ref
 
 
 class MultiThresholdLIF(nn.Module):
@@ -30,13 +31,16 @@ class MultiThresholdLIF(nn.Module):
         detach_reset: cut the gradient through the reset.
         surrogate: ``"rectangular"``, ``"triangular"`` or ``"arctan"``, summed over the thresholds.
         alpha: surrogate sharpness (peak height; width ~ 1/alpha).
+        backend: ``"auto"`` (fused Triton kernel on CUDA, PyTorch reference elsewhere),
+            ``"triton"`` or ``"torch"``; see ``stc_zoo.kernels.ops``.
     Shapes: ``[T, B, channels, ...] -> [T, B, channels, ...]``.
     """
 
     def __init__(self, channels: int, K: int = 4, v_th: float = 1.0, tau_init: float = 2.0,
                  reset: str = "soft", detach_reset: bool = False, surrogate: str = "rectangular",
-                 alpha: float = 1.0):
+                 alpha: float = 1.0, backend: str = "auto"):
         super().__init__()
+        ops.check_backend(backend)
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
         if tau_init <= 1.0:
@@ -45,7 +49,7 @@ class MultiThresholdLIF(nn.Module):
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         sg.check_surrogate(surrogate)
         self.K, self.v_th, self.reset, self.detach_reset = K, v_th, reset, detach_reset
-        self.surrogate, self.alpha = surrogate, alpha
+        self.surrogate, self.alpha, self.backend = surrogate, alpha, backend
         # sigmoid(a) = 1/tau  <=>  a = -log(tau - 1)
         self.a = nn.Parameter(torch.full((channels,), -math.log(tau_init - 1.0)))
 
@@ -54,13 +58,15 @@ class MultiThresholdLIF(nn.Module):
         """``[C]`` current membrane time constants."""
         return 1.0 / torch.sigmoid(self.a.detach())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mtlif_ref(x, torch.sigmoid(self.a), self.v_th, self.K, self.reset, self.detach_reset,
-                         self.surrogate, self.alpha)
+    def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
+        """Spike counts for input current ``x``, after temporal mixing with taps ``mix [C, k_t]`` if given."""
+        return ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset,
+                            self.detach_reset, self.surrogate, self.alpha, backend=self.backend)
 
     def extra_repr(self) -> str:
         return (f"{self.a.numel()}, K={self.K}, v_th={self.v_th}, reset={self.reset}, "
-                f"detach_reset={self.detach_reset}, surrogate={self.surrogate}, alpha={self.alpha}")
+                f"detach_reset={self.detach_reset}, surrogate={self.surrogate}, alpha={self.alpha}, "
+                f"backend={self.backend}")
 
 
 class TemporalMix(nn.Module):
@@ -85,7 +91,8 @@ class TemporalMix(nn.Module):
 class SynapticConvBlock(nn.Module):
     """``Conv2d -> BatchNorm2d -> TemporalMix -> MultiThresholdLIF``.
 
-    The conv and BN see the T steps as one batch of ``T * B`` frames. ``folded=True`` builds
+    The conv and BN see the T steps as one batch of ``T * B`` frames; mixing and MT-LIF run as
+    one fused op (``stc_zoo.kernels.ops.scb_tail``). ``folded=True`` builds
     the inference form (conv with bias, no BN) that ``fold_batchnorm()`` turns a trained block into.
     Shapes: ``[T, B, in_channels, H, W] -> [T, B, out_channels, H, W]`` (spike counts).
     """
@@ -101,7 +108,7 @@ class SynapticConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B = x.shape[:2]
         y = self.bn(self.conv(x.flatten(0, 1)))
-        return self.lif(self.mix(y.unflatten(0, (T, B))))
+        return self.lif(y.unflatten(0, (T, B)), mix=self.mix.weight)
 
     @torch.no_grad()
     def fold_batchnorm(self) -> None:

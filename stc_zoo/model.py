@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 
 from .config import FORMAT_VERSION, StcConfig
 from .errors import CheckpointError, InputError
+from .kernels import ops
 from .layers import MultiThresholdLIF, SynapticConvBlock
 
 CONFIG_NAME = "config.json"
@@ -34,9 +36,13 @@ class StcSNN(
 
     ``forward`` takes ``[T, B, 2, H', W']`` synaptic current (``config.input_size``) and returns
     logits ``[B, num_classes]`` (mean over T). ``predict`` / ``predict_proba`` take raw events.
+
+    ``backend`` picks the hot-path implementation (compression and the fused SCB tails):
+    ``"auto"`` runs the Triton kernels on CUDA and the PyTorch references on CPU; ``"triton"`` or
+    ``"torch"`` force one (``set_backend`` changes it later). It is a runtime choice, not saved.
     """
 
-    def __init__(self, config: StcConfig):
+    def __init__(self, config: StcConfig, backend: str = "auto"):
         super().__init__()
         # A private copy: fuse_for_inference() edits it, the caller's object stays as it was.
         self.config = config = config.replace()
@@ -57,10 +63,28 @@ class StcSNN(
         self.fc1 = nn.Linear(features, config.hidden)
         self.lif = MultiThresholdLIF(config.hidden, **lif)
         self.fc2 = nn.Linear(config.hidden, config.num_classes)
+        self.set_backend(backend)
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    def set_backend(self, backend: str) -> StcSNN:
+        """Use ``"auto"``, ``"triton"`` or ``"torch"`` for compression and every SCB tail; returns self."""
+        ops.check_backend(backend)
+        self._backend = backend
+        self.compression = dataclasses.replace(self.compression, backend=backend)
+        for module in self.modules():
+            if isinstance(module, MultiThresholdLIF):
+                module.backend = backend
+        return self
 
     # ------------------------------------------------------------------ inference
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise InputError unless ``x`` is a finite float ``[T, B, 2, H', W']`` on this model's device."""
+        """Raise InputError unless ``x`` is a finite float ``[T, B, 2, H', W']`` on this model's device.
+
+        Finiteness is not checked under ``torch.compile`` or CUDA-graph capture (it would sync).
+        """
         c = self.config
         expected = (c.T, "B", 2, *c.input_size)
         if not isinstance(x, torch.Tensor):
@@ -72,6 +96,10 @@ class StcSNN(
         device = self.fc1.weight.device
         if x.device != device:
             raise InputError(f"input is on {x.device}, model on {device}")
+        # The value check waits for the device, so it is skipped under torch.compile and during
+        # CUDA-graph capture; rank, shape, dtype and device are checked there too.
+        if torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+            return
         if not torch.isfinite(x).all():
             raise InputError("input holds NaN or Inf")
 
@@ -123,21 +151,24 @@ class StcSNN(
         local_files_only: bool = False,
         token: str | bool | None = None,
         device: torch.device | str | None = None,
+        backend: str | None = None,
     ) -> StcSNN:
         """Load a checkpoint from a local folder, a zoo name (``"nmnist-t4"``) or a Hub repo id.
 
         The folder holds ``config.json`` and ``model.safetensors``; any mismatch between them
         (missing, extra or mis-shaped tensors) is a CheckpointError naming the file. The model
-        comes back in eval mode on ``device`` (CPU by default).
+        comes back in eval mode on ``device`` (CPU by default) with ``backend`` (``"auto"`` if None).
         """
         from . import zoo  # zoo imports this module
 
         name = str(pretrained_model_name_or_path)
         if not os.path.isdir(name) and name in zoo.list_models():
-            return zoo.load_pretrained(name, device=device)
-        return cls._from_pretrained(model_id=name, revision=revision, cache_dir=cache_dir,
-                                    force_download=force_download, local_files_only=local_files_only,
-                                    token=token, device=device)
+            model = zoo.load_pretrained(name, device=device)
+        else:
+            model = cls._from_pretrained(model_id=name, revision=revision, cache_dir=cache_dir,
+                                         force_download=force_download, local_files_only=local_files_only,
+                                         token=token, device=device)
+        return model.set_backend(backend or "auto")
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only,

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .data.events import check_events
-from .kernels.compress_ref import SPLITS, compress_events_ref, pooled_size
+from .kernels import ops
+from .kernels.compress_ref import SPLITS, pooled_size
 
 
 def pack_events(
@@ -41,6 +42,8 @@ class SpatioTemporalCompression:
         split_by: ``"number"`` or ``"time"``.
         spatial: sum-pooling factor s.
         decay: lam in (0, 1]; 1 is a plain sum.
+        backend: ``"auto"`` (Triton kernel for CUDA devices, PyTorch elsewhere), ``"triton"``
+            or ``"torch"``; both give the same frames.
     """
 
     sensor_size: tuple[int, ...]
@@ -49,8 +52,10 @@ class SpatioTemporalCompression:
     split_by: str = "number"
     spatial: int = 1
     decay: float = 1.0
+    backend: str = "auto"
 
     def __post_init__(self):
+        ops.check_backend(self.backend)
         if self.split_by not in SPLITS:
             raise ValueError(f"split_by must be one of {SPLITS}, got {self.split_by!r}")
         for name in ("T", "ratio", "spatial"):
@@ -70,9 +75,9 @@ class SpatioTemporalCompression:
         """Compress several event arrays at once: ``[T, B, 2, H', W']`` on ``device``."""
         batch = [check_events(e, self.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
         x, y, p, t, offsets = pack_events(batch, device)
-        return compress_events_ref(
+        return ops.compress_events(
             x, y, p, t, offsets, tuple(self.sensor_size[:2]),
-            self.T, self.ratio, self.split_by, self.spatial, self.decay,
+            self.T, self.ratio, self.split_by, self.spatial, self.decay, backend=self.backend,
         )
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
