@@ -86,3 +86,15 @@ def write_aedat2_cifar10dvs(path: Path, events: np.ndarray) -> None:
     header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, int32 timestamp (8 bytes total)\r\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(header + words.tobytes())
+
+
+def write_tiny_nmnist(root: Path, per_class: int = 8, seed: int = 0) -> Path:
+    """A 3-class N-MNIST-layout dataset (Train and Test) with a learnable cue, for training tests."""
+    rng = np.random.default_rng(seed)
+    for label in range(3):
+        for i in range(per_class):
+            events = random_events(rng, 150, 34, 34, 100_000)
+            events["x"] = np.clip(events["x"] // 3 + 10 * label, 0, 33)
+            write_nmnist(root / "Train" / str(label) / f"{i:05d}.bin", events)
+            write_nmnist(root / "Test" / str(label) / f"{i:05d}.bin", events)
+    return root

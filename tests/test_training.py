@@ -5,12 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from eventfiles import random_events, write_nmnist
+from eventfiles import write_tiny_nmnist
 from stc_zoo import StcSNN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,15 +22,7 @@ TINY = ["--set", "channels=[4]", "--set", "hidden=8", "--set", "surrogate=arctan
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nmnist")
-    rng = np.random.default_rng(0)
-    for label in range(3):
-        for i in range(8):
-            events = random_events(rng, 150, 34, 34, 100_000)
-            events["x"] = np.clip(events["x"] // 3 + 10 * label, 0, 33)  # a learnable class cue
-            write_nmnist(root / "Train" / str(label) / f"{i:05d}.bin", events)
-            write_nmnist(root / "Test" / str(label) / f"{i:05d}.bin", events)
-    return root
+    return write_tiny_nmnist(tmp_path_factory.mktemp("nmnist"))
 
 
 def run(data, out, *extra):

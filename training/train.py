@@ -4,8 +4,10 @@
   holding ``{"model": {...}, "train": {...}}``); training hyper-parameters are ``TrainConfig``.
 * A fixed, seeded, per-class validation split is held out of the training data and reported
   every epoch; ``metrics.jsonl`` logs each epoch; ``best.safetensors`` keeps the best weights.
-* ``last.safetensors`` holds the whole training state (model, optimiser, scheduler, RNGs, epoch),
-  written atomically after every epoch; ``--resume`` continues from it exactly.
+* ``last.safetensors`` holds the whole training state (model, optimiser, scheduler, RNGs, epoch,
+  the metrics so far), written atomically (temp file + rename) after every epoch; ``--resume``
+  continues from it exactly, also after a SIGKILL at any point: it rewrites ``metrics.jsonl``
+  from the state, drops stray temp files, and starts from epoch 0 if no epoch had finished.
 * Runs on CPU, one GPU (AMP in bf16) or several through ``torchrun`` (DistributedDataParallel).
 * ``--export DIR`` writes a Hub-ready folder (model.safetensors, config.json, README.md card).
 """
@@ -131,6 +133,13 @@ def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    """Replace a small text file so that a reader (or a kill) sees the old or the new one, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def numpy_rng_state() -> list:
@@ -270,8 +279,8 @@ def main(argv: list[str] | None = None) -> dict:
     entry = get_entry(args.model)
     out = Path(args.out or f"runs/{args.model}")
     if args.resume:
-        if not (out / STATE).is_file():
-            raise SystemExit(f"--resume: no {STATE} in {out}")
+        if not (out / RUN).is_file():
+            raise SystemExit(f"--resume: no run in {out} ({RUN} missing)")
         saved = json.loads((out / RUN).read_text())
         config, train = StcConfig.from_dict(saved["model"]), TrainConfig(**saved["train"])
     else:
@@ -294,7 +303,11 @@ def main(argv: list[str] | None = None) -> dict:
             "total_samples": len(Xtr) + len(Xva), "epochs": train.epochs, "command": command}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    if args.resume:
+        for stray in out.glob("*.tmp"):  # a write cut short by a kill; never read
+            stray.unlink()
+    if args.resume and not (out / STATE).is_file():
+        print(f"resuming {out}: no epoch had finished, starting from epoch 1")
+    elif args.resume:
         meta = load_state(out / STATE, model, optimizer, scheduler)
         print(f"resuming {out} after epoch {meta['epoch']}")
         if args.epochs is not None and args.epochs != train.epochs:
@@ -307,12 +320,14 @@ def main(argv: list[str] | None = None) -> dict:
                 group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * progress
             if rank == 0:
                 saved["train"]["epochs"] = args.epochs
-                (out / RUN).write_text(json.dumps(saved, indent=1))
+                write_atomic_text(out / RUN, json.dumps(saved, indent=1))
             print(f"run length changed to {args.epochs} epochs")
     elif rank == 0:
-        (out / RUN).write_text(json.dumps({"model": config.to_dict(), "train": dataclasses.asdict(train),
-                                           "command": command}, indent=1))
-        (out / "metrics.jsonl").write_text("")
+        write_atomic_text(out / RUN, json.dumps({"model": config.to_dict(), "train": dataclasses.asdict(train),
+                                                 "command": command}, indent=1))
+    meta.setdefault("history", [])
+    if rank == 0:  # the log is rebuilt from the state: a kill between the two cannot lose or repeat a line
+        write_atomic_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in meta["history"]))
     if rank == 0:
         print(f"{args.model}: {len(Xtr)} train / {len(Xva)} validation samples, {world} process(es) on {device}")
 
@@ -332,6 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
                 meta.update(best_val_acc=va_acc, best_epoch=epoch)
                 atomic_save(model.state_dict(), out / BEST)
             meta["epoch"] = epoch
+            meta["history"].append(record)
             save_state(out / STATE, model, optimizer, scheduler, meta)
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")

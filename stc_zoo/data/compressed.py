@@ -12,10 +12,12 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -48,8 +50,11 @@ def compress_dataset(
     if cache_dir is not None:
         path = Path(cache_dir) / f"{cache_key(dataset, compression)}.safetensors"
         if path.is_file():
-            cached = load_file(path)
-            return cached["inputs"], cached["labels"]
+            try:
+                cached = load_file(path)
+                return cached["inputs"], cached["labels"]
+            except (SafetensorError, OSError, KeyError) as err:  # written atomically, so only outside damage
+                warnings.warn(f"{path}: unreadable cache entry ({err}); compressing again", stacklevel=2)
     chunks = []
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, unit="batch", leave=False):
         events = [dataset.load_events(i) for i in range(start, min(start + batch_size, len(dataset)))]
