@@ -125,9 +125,8 @@ def test_cache_survives_an_interrupted_fill(data, tmp_path, reference):
     assert not (out / "run.json").exists()  # the data is prepared before the run starts: rerun it
     subprocess.run(TRAIN + args(data, out, cache), check=True, capture_output=True)
     entries = list(cache.glob("*.safetensors"))
-    assert len(entries) == 2  # train and validation inputs
     reference_entries = sorted((reference[0].parent / "cache").glob("*.safetensors"))
-    assert sorted(e.name for e in entries) == [e.name for e in reference_entries]
+    assert reference_entries and sorted(e.name for e in entries) == [e.name for e in reference_entries]
     for mine, theirs in zip(sorted(entries), reference_entries):
         a, b = load_file(mine), load_file(theirs)
         assert all(torch.equal(a[k], b[k]) for k in a)
