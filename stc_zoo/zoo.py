@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import checksums
 from .config import StcConfig
 from .data.cifar10dvs import CLASSES as CIFAR10_CLASSES
 from .data.dvsgesture import CLASSES as GESTURE_CLASSES
@@ -104,6 +105,7 @@ def load_pretrained(name: str, device: torch.device | str | None = None):
 
     entry = get_entry(name)
     if entry.bundled is not None:
+        checksums.verify(entry.bundled)
         return StcSNN.from_pretrained(str(entry.bundled), device=device)
     raise WeightsUnavailableError(
         f"zoo model {name!r} ({entry.dataset}) has no trained weights yet: none are bundled with this "

@@ -40,17 +40,41 @@ def make_events(x, y, t, p) -> np.ndarray:
     return events
 
 
-def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str = "events") -> np.ndarray:
+# Working memory of compressing one event is about 80 bytes (int64 fields and index temporaries).
+MAX_EVENTS = 50_000_000
+
+
+def _check_types(events: np.ndarray, source: str) -> None:
+    for field in ("x", "y", "t", "p"):
+        dtype = events.dtype[field]
+        if dtype.kind not in "iub":
+            raise EventFormatError(f"{source}: field {field!r} must hold integers (t in microseconds), got {dtype}")
+    t = events["t"]
+    if t.dtype.kind == "u" and t.size and t.max() > np.iinfo(np.int64).max:
+        raise EventFormatError(f"{source}: field 't' has timestamps above 2**63 - 1 (max {t.max()})")
+
+
+def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str = "events",
+                 max_events: int = MAX_EVENTS) -> np.ndarray:
     """Validate an event array against a ``(W, H[, P])`` sensor; return it sorted by time.
 
-    Raises EventFormatError naming ``source`` and the field for missing fields, coordinates
-    off the sensor, polarities other than 0/1 and negative timestamps. Unsorted timestamps
-    are sorted (stable) with a warning.
+    Raises EventFormatError naming ``source`` and the field for: missing fields, fields that are
+    not integers (float timestamps included: give microseconds), coordinates off the sensor,
+    polarities other than 0/1, negative timestamps or ones beyond int64, and more than
+    ``max_events`` events (compressing one event takes about 80 bytes of working memory; crop
+    long recordings, e.g. with ``tonic.transforms.CropTime``, or raise the limit). Unsorted
+    timestamps are sorted (stable) with a warning. Empty streams are valid.
     """
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in ("x", "y", "t", "p") if f not in names]
     if missing:
         raise EventFormatError(f"{source}: not an event array, missing fields {missing} (have {list(names)})")
+    if events.ndim != 1:
+        raise EventFormatError(f"{source}: expected a 1-D event array, got shape {events.shape}")
+    if len(events) > max_events:
+        raise EventFormatError(f"{source}: {len(events):,} events exceed max_events={max_events:,} for one call "
+                               "(about 80 bytes each while compressing); crop the stream or raise max_events")
+    _check_types(events, source)
     W, H = sensor_size[0], sensor_size[1]
     for field, limit in (("x", W), ("y", H)):
         _check_range(events[field], field, limit, source, "the sensor's")

@@ -18,13 +18,19 @@ from ..errors import EventFormatError
 from .base import EventDataset, check_split
 from .events import EVENT_DTYPE
 
+SENSOR_SIZE = (34, 34, 2)
 
 def read_nmnist_file(path: str | os.PathLike) -> np.ndarray:
     """Events of one N-MNIST ``.bin`` file (tonic's decoder, after a size check)."""
     size = os.path.getsize(path)
     if size % 5:
         raise EventFormatError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events (truncated?)")
-    return read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    events = read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    for field in ("x", "y"):  # every byte pattern decodes, so this is what tells other files apart
+        if events.size and events[field].max() >= SENSOR_SIZE[0]:
+            raise EventFormatError(f"{path}: field {field!r} reaches {events[field].max()}, but N-MNIST's sensor is "
+                                   f"{SENSOR_SIZE[0]}x{SENSOR_SIZE[1]} (not an N-MNIST file?)")
+    return events
 
 
 def _split_folder(root: Path, split: str) -> Path | None:
@@ -46,7 +52,7 @@ class NMNIST(EventDataset):
             folder is missing (needs a network).
     """
 
-    sensor_size = (34, 34, 2)
+    sensor_size = SENSOR_SIZE
     classes = tuple(str(d) for d in range(10))
 
     def __init__(

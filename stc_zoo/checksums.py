@@ -1,0 +1,60 @@
+"""SHA-256 manifests of checkpoint folders: the bundled weights are verified before they load.
+
+A folder's ``SHA256SUMS`` lists ``<hex digest>  <file name>`` lines (``sha256sum`` format, so
+``sha256sum -c SHA256SUMS`` checks it too) for its ``config.json`` and ``model.safetensors``.
+Maintainers write it with ``python -m stc_zoo.checksums FOLDER`` after bundling a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from .errors import CheckpointError
+
+MANIFEST = "SHA256SUMS"
+COVERED = ("config.json", "model.safetensors")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write(folder: str | os.PathLike) -> Path:
+    """Write ``folder/SHA256SUMS`` for the checkpoint files in it; returns its path."""
+    folder = Path(folder)
+    lines = [f"{sha256(folder / name)}  {name}\n" for name in COVERED]
+    (folder / MANIFEST).write_text("".join(lines))
+    return folder / MANIFEST
+
+
+def verify(folder: str | os.PathLike) -> None:
+    """Raise CheckpointError unless every checkpoint file in ``folder`` matches its manifest."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise CheckpointError(f"{manifest}: missing; cannot verify the checkpoint in {folder}")
+    listed = {}
+    for line in manifest.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name.strip()] = digest.strip()
+    for name in COVERED:
+        path = folder / name
+        if name not in listed:
+            raise CheckpointError(f"{manifest}: does not list {name}")
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing")
+        if sha256(path) != listed[name]:
+            raise CheckpointError(f"{path}: SHA-256 does not match {manifest} (damaged or edited; "
+                                  "reinstall stc-zoo)")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(write(arg))
