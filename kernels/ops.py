@@ -12,6 +12,7 @@ autograd formula, so models using them trace under ``torch.compile`` and capture
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import torch
@@ -20,12 +21,8 @@ from . import surrogate as sg
 from .compress_ref import compress_events_ref
 from .scb_tail_ref import RESETS, mtlif_ref, temporal_mix_ref
 
-try:
-    import triton  # noqa: F401  (only whether it imports)
-except ImportError:  # the references still work; "auto" picks them
-    HAS_TRITON = False
-else:
-    HAS_TRITON = True
+# Without Triton (e.g. macOS, or a CPU-only install) the references still work; "auto" picks them.
+HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 BACKENDS = ("auto", "triton", "torch")
 
