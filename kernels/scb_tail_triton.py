@@ -51,6 +51,23 @@ def step_size(R, S):
 
 
 @triton.jit
+def _channel_params(beta_ptr, w_ptr, c, row_ok, K_T: tl.constexpr, CDT: tl.constexpr):
+    """Per-row ``1/tau`` and mixing taps ``w[c, 0..3]`` (taps past ``K_T`` are 0 and unused)."""
+    beta = tl.load(beta_ptr + c, mask=row_ok, other=0.0).to(CDT)
+    w0 = tl.load(w_ptr + c * K_T, mask=row_ok, other=0.0).to(CDT)
+    w1 = tl.zeros_like(w0)
+    w2 = tl.zeros_like(w0)
+    w3 = tl.zeros_like(w0)
+    if K_T > 1:
+        w1 = tl.load(w_ptr + c * K_T + 1, mask=row_ok, other=0.0).to(CDT)
+    if K_T > 2:
+        w2 = tl.load(w_ptr + c * K_T + 2, mask=row_ok, other=0.0).to(CDT)
+    if K_T > 3:
+        w3 = tl.load(w_ptr + c * K_T + 3, mask=row_ok, other=0.0).to(CDT)
+    return beta, w0, w1, w2, w3
+
+
+@triton.jit
 def _fire(h, v_th, K: tl.constexpr, IS_F64: tl.constexpr):
     """``u = h / v_th`` (IEEE-rounded) and the spike count ``clamp(floor(u), 0, K)``."""
     if IS_F64:
@@ -104,14 +121,7 @@ def scb_tail_fwd_kernel(
     c = rows % C
     step = step_size(R, S)
     v_th = tl.load(params_ptr)
-    beta = tl.load(beta_ptr + c, mask=rows < R, other=0.0).to(CDT)
-    w0 = tl.load(w_ptr + c * K_T, mask=rows < R, other=0.0).to(CDT)
-    if K_T > 1:
-        w1 = tl.load(w_ptr + c * K_T + 1, mask=rows < R, other=0.0).to(CDT)
-    if K_T > 2:
-        w2 = tl.load(w_ptr + c * K_T + 2, mask=rows < R, other=0.0).to(CDT)
-    if K_T > 3:
-        w3 = tl.load(w_ptr + c * K_T + 3, mask=rows < R, other=0.0).to(CDT)
+    beta, w0, w1, w2, w3 = _channel_params(beta_ptr, w_ptr, c, rows < R, K_T, CDT)
     zero = tl.zeros([BLOCK_R, BLOCK_S], CDT)
     y1 = zero  # the inputs 1, 2, 3 steps back
     y2 = zero
@@ -167,14 +177,7 @@ def scb_tail_bwd_kernel(
     v_th = tl.load(params_ptr)
     alpha = tl.load(params_ptr + 1)
     half_width = tl.load(params_ptr + 2)
-    beta = tl.load(beta_ptr + c, mask=row_ok, other=0.0).to(CDT)
-    w0 = tl.load(w_ptr + c * K_T, mask=row_ok, other=0.0).to(CDT)
-    if K_T > 1:
-        w1 = tl.load(w_ptr + c * K_T + 1, mask=row_ok, other=0.0).to(CDT)
-    if K_T > 2:
-        w2 = tl.load(w_ptr + c * K_T + 2, mask=row_ok, other=0.0).to(CDT)
-    if K_T > 3:
-        w3 = tl.load(w_ptr + c * K_T + 3, mask=row_ok, other=0.0).to(CDT)
+    beta, w0, w1, w2, w3 = _channel_params(beta_ptr, w_ptr, c, row_ok, K_T, CDT)
     zero = tl.zeros([BLOCK_R, BLOCK_S], CDT)
     # Sliding window of inputs y[t], y[t-1], ..., y[t-K_T+1], moved one step back per iteration.
     ya = _delayed(y_ptr, T - 1, step, offs, mask, CDT)
