@@ -68,8 +68,8 @@ def resume_until_done(data, out, cache, kills: int, seed: int, span: float) -> i
     killed = 0
     for attempt in range(kills + 1):
         extra = ["--resume"] if attempt else []
-        proc = subprocess.Popen(TRAIN + args(data, out, cache, *extra),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(out.parent / f"attempt{attempt}.log", "w")
+        proc = subprocess.Popen(TRAIN + args(data, out, cache, *extra), stdout=log, stderr=subprocess.STDOUT)
         if attempt < kills:
             try:
                 proc.wait(timeout=rng.uniform(0.2, span))
@@ -78,7 +78,8 @@ def resume_until_done(data, out, cache, kills: int, seed: int, span: float) -> i
                 killed += 1
             proc.wait()
         else:
-            assert proc.wait(timeout=300) == 0
+            assert proc.wait(timeout=300) == 0, (out.parent / f"attempt{attempt}.log").read_text()[-3000:]
+        log.close()
     return killed
 
 

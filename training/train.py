@@ -7,7 +7,8 @@
 * ``last.safetensors`` holds the whole training state (model, optimiser, scheduler, RNGs, epoch,
   the metrics so far), written atomically (temp file + rename) after every epoch; ``--resume``
   continues from it exactly, also after a SIGKILL at any point: it rewrites ``metrics.jsonl``
-  from the state, drops stray temp files, and starts from epoch 0 if no epoch had finished.
+  from the state, drops stray temp files, starts from epoch 1 if no epoch had finished, and
+  starts the run if it was killed before its folder was written.
 * Runs on CPU, one GPU (AMP in bf16) or several through ``torchrun`` (DistributedDataParallel).
 * ``--export DIR`` writes a Hub-ready folder (model.safetensors, config.json, README.md card).
 """
@@ -278,9 +279,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     entry = get_entry(args.model)
     out = Path(args.out or f"runs/{args.model}")
+    if args.resume and not (out / RUN).is_file():
+        # Killed while preparing the data, before the run folder was written: nothing to continue.
+        print(f"--resume: no run in {out} yet ({RUN} missing); starting it")
+        args.resume = False
     if args.resume:
-        if not (out / RUN).is_file():
-            raise SystemExit(f"--resume: no run in {out} ({RUN} missing)")
         saved = json.loads((out / RUN).read_text())
         config, train = StcConfig.from_dict(saved["model"]), TrainConfig(**saved["train"])
     else:
