@@ -54,14 +54,12 @@ def compress_events_kernel(
         if BY_TIME:
             t = tl.load(t_ptr + idx, mask=live, other=0).to(tl.int64)
             f = (t - t_first) // tl.maximum(width, 1)
-            ok = live & (f < N_BINS)
         else:
             f = (idx - lo) // tl.maximum(per_bin, 1)
-            ok = live & (f < N_BINS)
         x = tl.load(x_ptr + idx, mask=live, other=0).to(tl.int64)
         y = tl.load(y_ptr + idx, mask=live, other=0).to(tl.int64)
         p = tl.load(p_ptr + idx, mask=live, other=0).to(tl.int64)
-        ok = ok & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (p >= 0) & (p < 2) & (f >= 0)
+        ok = live & (f < N_BINS) & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (p >= 0) & (p < 2) & (f >= 0)
         k = f // RATIO
         weight = tl.load(weights_ptr + (RATIO - 1 - f % RATIO), mask=ok, other=0.0)
         cell = (((k * B + b) * 2 + p) * Hs + y // SPATIAL) * Ws + x // SPATIAL

@@ -68,6 +68,19 @@ def _channel_params(beta_ptr, w_ptr, c, row_ok, K_T: tl.constexpr, CDT: tl.const
 
 
 @triton.jit
+def _mix(y0, y1, y2, y3, w0, w1, w2, w3, K_T: tl.constexpr):
+    """``I = sum_d w_d * y[t-d]`` over the first ``K_T`` taps, summed in the reference's order."""
+    i = y0 * w0
+    if K_T > 1:
+        i = i + y1 * w1
+    if K_T > 2:
+        i = i + y2 * w2
+    if K_T > 3:
+        i = i + y3 * w3
+    return i
+
+
+@triton.jit
 def _fire(h, v_th, K: tl.constexpr, IS_F64: tl.constexpr):
     """``u = h / v_th`` (IEEE-rounded) and the spike count ``clamp(floor(u), 0, K)``."""
     if IS_F64:
@@ -133,13 +146,7 @@ def scb_tail_fwd_kernel(
     for t in range(T):
         at = t * step + offs
         y = tl.load(y_ptr + at, mask=mask, other=0.0).to(CDT)
-        i = y * w0
-        if K_T > 1:
-            i = i + y1 * w1
-        if K_T > 2:
-            i = i + y2 * w2
-        if K_T > 3:
-            i = i + y3 * w3
+        i = _mix(y, y1, y2, y3, w0, w1, w2, w3, K_T)
         y3 = y2
         y2 = y1
         y1 = y
@@ -213,13 +220,7 @@ def scb_tail_bwd_kernel(
                 v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(CDT)
             else:
                 v_prev = zero
-        i = ya * w0
-        if K_T > 1:
-            i = i + yb * w1
-        if K_T > 2:
-            i = i + yc * w2
-        if K_T > 3:
-            i = i + yd * w3
+        i = _mix(ya, yb, yc, yd, w0, w1, w2, w3, K_T)
         u, s = _fire(h, v_th, K, IS_F64)
         gs = tl.load(gs_ptr + t * step + offs, mask=mask, other=0.0).to(CDT)
         gh = gs * _staircase_grad(u, alpha, half_width, K, SURROGATE) / v_th

@@ -22,7 +22,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from stc_zoo import StcConfig, StcSNN
+from stc_zoo.atomic import replace_atomically
 from stc_zoo.card import render_card
 from stc_zoo.data import READERS, stratified_split
 from stc_zoo.data.compressed import compress_dataset
@@ -125,22 +125,13 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
 
 # ------------------------------------------------------------------ state on disk
 def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"state": json.dumps(metadata)} if metadata else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    replace_atomically(path, lambda tmp: save_file(
+        tensors, tmp, metadata={"state": json.dumps(metadata)} if metadata else None))
 
 
 def write_atomic_text(path: Path, text: str) -> None:
-    """Replace a small text file so that a reader (or a kill) sees the old or the new one, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def numpy_rng_state() -> list:

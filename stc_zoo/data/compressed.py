@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..atomic import replace_atomically
 from ..transforms import SpatioTemporalCompression
 from .base import EventDataset
 
@@ -63,12 +63,5 @@ def compress_dataset(
     labels = torch.tensor(dataset.targets, dtype=torch.int64)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"inputs": inputs, "labels": labels}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        replace_atomically(path, lambda tmp: save_file({"inputs": inputs, "labels": labels}, tmp))
     return inputs, labels
