@@ -5,7 +5,7 @@ Public surface: ``StcSNN``, ``StcConfig``, ``SpatioTemporalCompression``, ``crea
 """
 
 from .config import StcConfig
-from .errors import CheckpointError, EventFormatError, InputError, StcError, WeightsUnavailableError
+from .errors import CheckpointError, EventFormatError, HubError, InputError, StcError, WeightsUnavailableError
 from .model import StcSNN
 from .transforms import SpatioTemporalCompression
 from .zoo import create_model, list_models
@@ -14,5 +14,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "StcSNN", "StcConfig", "SpatioTemporalCompression", "create_model", "list_models",
-    "StcError", "EventFormatError", "InputError", "CheckpointError", "WeightsUnavailableError",
+    "StcError", "EventFormatError", "InputError", "CheckpointError", "WeightsUnavailableError", "HubError",
 ]

@@ -1,11 +1,24 @@
-"""Model cards for exported checkpoints: Hub metadata header, results with their conditions."""
+"""Model cards for exported checkpoints: a Hub metadata header, then results with their conditions.
+
+The header is written with huggingface_hub's ``ModelCardData`` so the Hub indexes it: library,
+license, tags, datasets and the result in model-index form. The result also records how its split
+was drawn (``dataset.args``: reader, source split, held-out fraction, seed, samples), so
+``hub/publish.py --verify-data`` can recompute the stated accuracy from the recordings.
+"""
 
 from __future__ import annotations
 
-import json
+import os
+from dataclasses import asdict, dataclass
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import StcConfig
+from .errors import CheckpointError
 
+LIBRARY = "stc-zoo"
+TAGS = ["spiking-neural-network", "event-camera", "neuromorphic", "stc-zoo"]
+SECTIONS = ("## Load it", "## Data", "## Results", "## Limitations", "## Training", "## Citation")
 PAPER = ("Ultra-low Latency Spiking Neural Networks with Spatio-Temporal Compression and Synaptic "
          "Convolutional Block")
 CITATION = """@article{xu2023ultralow,
@@ -18,36 +31,82 @@ CITATION = """@article{xu2023ultralow,
 }"""
 
 
-def render_card(name: str, config: StcConfig, dataset: str, data_note: str, split_note: str,
-                accuracy: float, samples: int, command: str, extra: str = "") -> str:
+@dataclass(frozen=True)
+class CardResult:
+    """The accuracy a card states and the exact split it was measured on.
+
+    The split is a stratified hold-out (``stc_zoo.data.stratified_split``) of ``val_fraction``
+    of each class of the reader's ``source_split``, drawn with ``seed``.
+    """
+
+    accuracy: float  # 0..1
+    samples: int
+    reader: str  # key of stc_zoo.data.READERS
+    source_split: str = "train"
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    @property
+    def percent(self) -> float:
+        """The accuracy as the card's metadata states it: percent, two decimals."""
+        return round(self.accuracy * 100, 2)
+
+    def describe(self) -> str:
+        return (f"validation: {self.samples} recordings held out of the {self.source_split} split "
+                f"({self.val_fraction:.0%} per class, seed {self.seed})")
+
+
+def card_data(name: str, dataset: str, result: CardResult) -> ModelCardData:
+    """The Hub metadata header of a card."""
+    args = {k: v for k, v in asdict(result).items() if k != "accuracy"}
+    return ModelCardData(
+        library_name=LIBRARY, license="apache-2.0", tags=list(TAGS), datasets=[dataset], model_name=name,
+        eval_results=[EvalResult(
+            task_type="image-classification", task_name="event stream classification",
+            dataset_type=dataset.lower(), dataset_name=dataset, dataset_split="validation", dataset_args=args,
+            metric_type="accuracy", metric_name="validation accuracy", metric_value=result.percent)],
+    )
+
+
+def read_card(path: str | os.PathLike) -> tuple[ModelCard, CardResult]:
+    """Parse a card written by ``render_card``; CheckpointError naming the file if it is not one."""
+    try:
+        card = ModelCard.load(path)
+    except Exception as err:  # huggingface_hub raises several types for unreadable YAML
+        raise CheckpointError(f"{path}: not a readable model card ({err})") from None
+    data = card.data
+    if data.library_name != LIBRARY:
+        raise CheckpointError(f"{path}: metadata says library_name {data.library_name!r}, expected {LIBRARY!r}")
+    results = [r for r in (data.eval_results or []) if r.metric_type == "accuracy"]
+    if len(results) != 1:
+        raise CheckpointError(f"{path}: expected one accuracy result in model-index, found {len(results)}")
+    r = results[0]
+    try:
+        args = dict(r.dataset_args or {})
+        result = CardResult(accuracy=float(r.metric_value) / 100, **args)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: model-index result lacks its split description ({err})") from None
+    missing = [s for s in SECTIONS if s not in card.text]
+    if missing:
+        raise CheckpointError(f"{path}: card lacks the sections {missing}")
+    return card, result
+
+
+def render_card(name: str, config: StcConfig, dataset: str, data_note: str, result: CardResult,
+                command: str, extra: str = "") -> str:
     """A README.md for a checkpoint folder.
 
     Args:
-        name: zoo name or repo name.
+        name: zoo name or Hub repo id; the card's load example uses it.
         dataset: dataset display name (e.g. "N-MNIST").
         data_note: which recordings it was trained on, stated plainly.
-        split_note: how the evaluation split was made.
-        accuracy: accuracy (0..1) on that split; ``samples`` its size.
+        result: the validation accuracy and the split it was measured on.
         command: the command that reproduces the training.
+        extra: text placed after the results table (e.g. the best epoch).
     """
-    metric_name = f"{split_note.split(':')[0]} accuracy"
-    header = {
-        "library_name": "stc-zoo",
-        "license": "apache-2.0",
-        "tags": ["spiking-neural-network", "event-camera", "neuromorphic", "stc-zoo"],
-        "datasets": [dataset],
-        "model-index": [{
-            "name": name,
-            "results": [{
-                "task": {"type": "image-classification", "name": "event stream classification"},
-                "dataset": {"name": dataset, "type": dataset.lower()},
-                "metrics": [{"type": "accuracy", "value": round(accuracy * 100, 2), "name": metric_name}],
-            }],
-        }],
-    }
     c = config
     return f"""---
-{json.dumps(header, indent=1)}
+{card_data(name, dataset, result).to_yaml()}
 ---
 
 # {name}
@@ -64,6 +123,8 @@ model = StcSNN.from_pretrained("{name}")   # or a local folder holding this card
 labels = model.predict(events)              # events: tonic-style structured array(s) x, y, t, p
 ```
 
+or from a shell: `stc-zoo predict {name} recording.bin`.
+
 ## Data
 
 {data_note}
@@ -72,7 +133,7 @@ labels = model.predict(events)              # events: tonic-style structured arr
 
 | split | samples | accuracy |
 |---|---|---|
-| {split_note} | {samples} | {accuracy * 100:.2f}% |
+| {result.describe()} | {result.samples} | {result.accuracy * 100:.2f}% |
 
 {extra}
 ## Configuration

@@ -19,3 +19,7 @@ class CheckpointError(StcError, ValueError):
 
 class WeightsUnavailableError(StcError, LookupError):
     """A zoo entry has no trained weights anywhere; the message names the training command."""
+
+
+class HubError(StcError, OSError):
+    """The Hub could not deliver a checkpoint: missing repo or revision, or unreachable with nothing cached."""

@@ -11,16 +11,14 @@ import numpy as np
 import safetensors
 import safetensors.torch
 import torch
-from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelHubMixin
 from torch import nn
 
+from . import hub
 from .config import FORMAT_VERSION, StcConfig
 from .errors import CheckpointError, InputError
 from .kernels import ops
 from .layers import MultiThresholdLIF, SynapticConvBlock
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 Events = np.ndarray | Sequence[np.ndarray]
 
@@ -137,7 +135,7 @@ class StcSNN(
 
     # ------------------------------------------------------------------ Hub I/O
     def _save_pretrained(self, save_directory: Path) -> None:
-        safetensors.torch.save_model(self, str(Path(save_directory) / WEIGHTS_NAME),
+        safetensors.torch.save_model(self, str(Path(save_directory) / hub.WEIGHTS_NAME),
                                      metadata={"format": "pt", "stc_zoo_format_version": str(FORMAT_VERSION)})
 
     @classmethod
@@ -153,38 +151,32 @@ class StcSNN(
         device: torch.device | str | None = None,
         backend: str | None = None,
     ) -> StcSNN:
-        """Load a checkpoint from a local folder, a zoo name (``"nmnist-t4"``) or a Hub repo id.
+        """Load a checkpoint from a local folder, a zoo name (``"nmnist-t4"``) or a Hub repo id (``"org/name"``).
 
-        The folder holds ``config.json`` and ``model.safetensors``; any mismatch between them
-        (missing, extra or mis-shaped tensors) is a CheckpointError naming the file. The model
-        comes back in eval mode on ``device`` (CPU by default) with ``backend`` (``"auto"`` if None).
+        Hub downloads go through huggingface_hub (its cache, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``);
+        ``revision``, ``cache_dir``, ``force_download``, ``local_files_only`` and ``token`` mean what
+        they mean there. A zoo entry bundled with the package loads its bundled copy when the Hub
+        cannot be reached (logged once). Files are checked against the folder's ``SHA256SUMS``; any
+        mismatch between ``config.json`` and ``model.safetensors`` (missing, extra or mis-shaped
+        tensors, a newer format version) is a CheckpointError naming the file. The model comes back
+        in eval mode on ``device`` (CPU by default) with ``backend`` (``"auto"`` if None).
         """
-        from . import zoo  # zoo imports this module
-
-        name = str(pretrained_model_name_or_path)
-        if not os.path.isdir(name) and name in zoo.list_models():
-            model = zoo.load_pretrained(name, device=device)
-        else:
-            model = cls._from_pretrained(model_id=name, revision=revision, cache_dir=cache_dir,
-                                         force_download=force_download, local_files_only=local_files_only,
-                                         token=token, device=device)
-        return model.set_backend(backend or "auto")
+        folder = hub.checkpoint_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
+                                       force_download=force_download, local_files_only=local_files_only,
+                                       token=token)
+        return cls.from_folder(folder, device=device, backend=backend)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only,
-                         token, device=None, **_ignored) -> StcSNN:
-        def fetch(filename: str) -> str:
-            if os.path.isdir(model_id):
-                path = os.path.join(model_id, filename)
-                if not os.path.isfile(path):
-                    raise CheckpointError(f"{path}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-                return path
-            return hf_hub_download(repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
-                                   force_download=force_download, local_files_only=local_files_only, token=token)
-
-        config = StcConfig.from_json_file(fetch(CONFIG_NAME))
-        model = cls(config)
-        load_weights(model, fetch(WEIGHTS_NAME))
+    def from_folder(cls, folder: str | os.PathLike, device: torch.device | str | None = None,
+                    backend: str | None = None) -> StcSNN:
+        """Load ``folder/config.json`` + ``folder/model.safetensors`` (no Hub, no checksum check)."""
+        folder = Path(folder)
+        for name in (hub.CONFIG_NAME, hub.WEIGHTS_NAME):
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder / name}: missing (a checkpoint folder holds "
+                                      f"{hub.CONFIG_NAME} and {hub.WEIGHTS_NAME})")
+        model = cls(StcConfig.from_json_file(folder / hub.CONFIG_NAME), backend=backend or "auto")
+        load_weights(model, folder / hub.WEIGHTS_NAME)
         return model.to(device or "cpu").eval()
 
 

@@ -1,7 +1,8 @@
 """The model zoo: named configs (``<dataset>-t<T>``), their Hub repositories, their weights.
 
-An entry is trained when real weights for it exist; until then loading it raises
-WeightsUnavailableError with the command that trains it. Nothing is ever loaded under a
+An entry is trained when real weights for it exist, on its Hub repo or bundled with the package
+(``stc_zoo.hub`` finds them); until then loading it raises WeightsUnavailableError with the
+command that trains it. Nothing is ever loaded under a
 dataset's name that was not trained on that dataset's recordings.
 """
 
@@ -11,13 +12,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from . import checksums
 from .config import StcConfig
 from .data.cifar10dvs import CLASSES as CIFAR10_CLASSES
 from .data.dvsgesture import CLASSES as GESTURE_CLASSES
-from .errors import WeightsUnavailableError
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 
@@ -84,11 +81,15 @@ def list_models() -> list[str]:
     return sorted(REGISTRY)
 
 
+def suggest(name: str) -> str:
+    """``" (did you mean a, b?)"`` for zoo names close to ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, REGISTRY, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def get_entry(name: str) -> ZooEntry:
     if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"no zoo model {name!r}{hint} (zoo: {', '.join(list_models())})")
+        raise KeyError(f"no zoo model {name!r}{suggest(name)}; zoo: {', '.join(list_models())}")
     return REGISTRY[name]
 
 
@@ -97,18 +98,3 @@ def create_model(name: str):
     from .model import StcSNN
 
     return StcSNN(get_entry(name).config)
-
-
-def load_pretrained(name: str, device: torch.device | str | None = None):
-    """The trained StcSNN of a zoo entry; WeightsUnavailableError if it has none."""
-    from .model import StcSNN
-
-    entry = get_entry(name)
-    if entry.bundled is not None:
-        checksums.verify(entry.bundled)
-        return StcSNN.from_pretrained(str(entry.bundled), device=device)
-    raise WeightsUnavailableError(
-        f"zoo model {name!r} ({entry.dataset}) has no trained weights yet: none are bundled with this "
-        f"package and none are published at {entry.hub_repo}. Train them with:\n    {entry.train_command}\n"
-        f"or build an untrained model with stc_zoo.create_model({name!r})."
-    )

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from eventfiles import SUBSET, random_events
 from stc_zoo import (CheckpointError, InputError, StcConfig, StcSNN, WeightsUnavailableError, create_model,
                      list_models)
+from stc_zoo.card import read_card
 from stc_zoo.config import FORMAT_VERSION
 from stc_zoo.data import NMNIST, stratified_split
 from stc_zoo.data.compressed import compress_dataset
@@ -178,11 +179,13 @@ def test_bundled_nmnist_t4_loads_offline_with_an_honest_card(monkeypatch):
 @pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
 def test_bundled_nmnist_t4_reproduces_its_card_on_the_held_out_recordings():
     model = StcSNN.from_pretrained("nmnist-t4")
-    data = NMNIST(SUBSET, "train")
-    _, held = stratified_split(data.targets, 0.1, seed=0)
+    _, stated = read_card(get_entry("nmnist-t4").bundled / "README.md")
+    data = NMNIST(SUBSET, stated.source_split)
+    _, held = stratified_split(data.targets, stated.val_fraction, seed=stated.seed)
     X, y = compress_dataset(data, model.compression)
     with torch.no_grad():
         acc = (model(X[held].transpose(0, 1)).argmax(-1) == y[held]).float().mean().item()
+    assert len(held) == stated.samples and round(acc * 100, 2) == stated.percent
     card = (get_entry("nmnist-t4").bundled / "README.md").read_text()
     assert f"| {len(held)} | {acc * 100:.2f}% |" in card
     assert acc >= 0.96

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from stc_zoo import StcConfig, StcSNN
 from stc_zoo.atomic import replace_atomically
-from stc_zoo.card import render_card
+from stc_zoo import checksums
+from stc_zoo.card import CardResult, render_card
 from stc_zoo.data import READERS, stratified_split
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.model import load_weights
@@ -239,12 +240,12 @@ def export(out: Path, export_dir: Path, entry, config: StcConfig, meta: dict) ->
     data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
                  + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
                     "dataset." if is_subset else f" ({entry.dataset} training split)."))
-    split_note = (f"validation: {meta['val_samples']} recordings held out of the training data "
-                  f"({meta['val_fraction']:.0%} per class, seed {meta['seed']})")
-    card = render_card(entry.name, config, entry.dataset, data_note, split_note, meta["best_val_acc"],
-                       meta["val_samples"], meta["command"],
+    result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=entry.reader,
+                        source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"])
+    card = render_card(entry.name, config, entry.dataset, data_note, result, meta["command"],
                        extra=f"Best epoch {meta['best_epoch']} of {meta['epochs']}.\n")
     (export_dir / "README.md").write_text(card)
+    checksums.write(export_dir)  # from_pretrained verifies downloads against it
 
 
 def main(argv: list[str] | None = None) -> dict:
