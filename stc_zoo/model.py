@@ -45,6 +45,7 @@ class StcSNN(
         # A private copy: fuse_for_inference() edits it, the caller's object stays as it was.
         self.config = config = config.replace()
         self._hub_mixin_config = config
+        self.checkpoint_folder: Path | None = None  # where from_pretrained found the weights
         self.compression = config.compression()
         lif = dict(K=config.K, v_th=config.v_th, tau_init=config.tau_init, reset=config.reset,
                    detach_reset=config.detach_reset, surrogate=config.surrogate, alpha=config.surrogate_alpha)
@@ -177,6 +178,7 @@ class StcSNN(
                                       f"{hub.CONFIG_NAME} and {hub.WEIGHTS_NAME})")
         model = cls(StcConfig.from_json_file(folder / hub.CONFIG_NAME), backend=backend or "auto")
         load_weights(model, folder / hub.WEIGHTS_NAME)
+        model.checkpoint_folder = folder
         return model.to(device or "cpu").eval()
 
 

@@ -1,0 +1,169 @@
+"""from_pretrained against a real Hub-compatible server (olah on 127.0.0.1) through the real client.
+
+Each client runs in a fresh interpreter with HF_ENDPOINT pointed at the server and its own
+HF_HOME (see hubserver.py); nothing is mocked and nothing leaves the machine.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub_client import digest
+from hubserver import HubServer, free_port, run_client
+from stc_zoo import StcConfig, StcSNN, checksums
+from stc_zoo.zoo import get_entry
+
+TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, channels=(4,), hidden=8)
+BUNDLED = get_entry("nmnist-t4").bundled
+
+
+def save_checkpoint(model: StcSNN, folder: Path, card_from: Path | None = None) -> Path:
+    model.save_pretrained(folder)
+    if card_from is not None:
+        shutil.copyfile(card_from / "README.md", folder / "README.md")
+    checksums.write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """The server with: stc-zoo/nmnist-t4 (v1 = the bundled checkpoint, main = a retrained one),
+    acme/tiny, and acme/corrupt (its weights do not match its SHA256SUMS)."""
+    root = tmp_path_factory.mktemp("hub")
+    server = HubServer(root)
+    v1 = StcSNN.from_pretrained(BUNDLED)
+    v2 = StcSNN.from_pretrained(BUNDLED)
+    with torch.no_grad():
+        v2.fc2.weight.add_(0.01)
+    server.v1_commit = server.publish("stc-zoo/nmnist-t4", BUNDLED, tag="v1")
+    server.publish("stc-zoo/nmnist-t4", save_checkpoint(v2, root / "v2", card_from=BUNDLED))
+    torch.manual_seed(0)
+    tiny = StcSNN(TINY)
+    server.publish("acme/tiny", save_checkpoint(tiny, root / "tiny"))
+    corrupt = save_checkpoint(tiny, root / "corrupt")
+    data = bytearray((corrupt / "model.safetensors").read_bytes())
+    data[-3] ^= 0x40  # one bit of one weight, as a damaged transfer would deliver it
+    (corrupt / "model.safetensors").write_bytes(bytes(data))
+    server.publish("acme/corrupt", corrupt)
+    server.digests = {"v1": digest(v1), "v2": digest(v2), "tiny": digest(tiny)}
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_first_download_then_cached_reload_with_the_server_stopped(tmp_path):
+    server = HubServer(tmp_path / "server")
+    tiny = StcSNN(TINY)
+    server.publish("acme/tiny", save_checkpoint(tiny, tmp_path / "tiny"))
+    server.start()
+    home = tmp_path / "hf"
+    try:
+        first = run_client(server.endpoint, home, "acme/tiny")
+    finally:
+        server.stop()
+    assert first["ok"], first
+    assert first["digest"] == digest(tiny)
+    assert Path(first["folder"]).is_relative_to(home) and "models--acme--tiny" in first["folder"]
+
+    # The server is gone: huggingface_hub falls back to its cache, online mode or offline.
+    for offline in (False, True):
+        again = run_client(server.endpoint, home, "acme/tiny", offline=offline)
+        assert again["ok"] and again["digest"] == digest(tiny) and again["folder"] == first["folder"], again
+    # A repo never downloaded is not in the cache: a clear error, not a hang or a partial model.
+    missing = run_client(server.endpoint, home, "acme/other")
+    assert missing["error"] == "HubError" and "acme/other" in missing["message"], missing
+
+    # A zoo name with its Hub unreachable loads the bundled copy and says so once, however often it loads.
+    bundled = run_client(server.endpoint, tmp_path / "hf2", "nmnist-t4", calls=3)
+    assert bundled["ok"] and Path(bundled["folder"]) == BUNDLED, bundled
+    assert len(bundled["warnings"]) == 1 and "bundled" in bundled["warnings"][0]
+    # ...but never for a pinned revision: that would be a silent substitute.
+    pinned = run_client(server.endpoint, tmp_path / "hf2", "nmnist-t4", revision="v1")
+    assert pinned["error"] == "HubError" and "v1" in pinned["message"], pinned
+
+
+def test_zoo_name_resolves_to_its_hub_repo_and_revisions_pin(hub, tmp_path):
+    home = tmp_path / "hf"
+    main = run_client(hub.endpoint, home, "nmnist-t4")
+    assert main["ok"] and main["digest"] == hub.digests["v2"] and main["warnings"] == [], main
+    assert "models--stc-zoo--nmnist-t4" in main["folder"]
+    for rev in ("v1", hub.v1_commit):
+        old = run_client(hub.endpoint, home, "nmnist-t4", revision=rev)
+        assert old["ok"] and old["digest"] == hub.digests["v1"], (rev, old)
+        assert old["folder"].endswith(hub.v1_commit)
+    by_id = run_client(hub.endpoint, home, "stc-zoo/nmnist-t4", revision="v1")
+    assert by_id["digest"] == hub.digests["v1"]
+    # Both revisions are cached now; offline, each still loads its own weights.
+    assert run_client(hub.endpoint, home, "nmnist-t4", offline=True, revision="v1")["digest"] == hub.digests["v1"]
+    assert run_client(hub.endpoint, home, "nmnist-t4", offline=True)["digest"] == hub.digests["v2"]
+    bad = run_client(hub.endpoint, home, "nmnist-t4", revision="no-such-tag")
+    assert bad["error"] == "HubError" and "no-such-tag" in bad["message"], bad
+
+
+def test_missing_repo_and_untrained_zoo_entries_fail_clearly(hub, tmp_path):
+    missing = run_client(hub.endpoint, tmp_path, "acme/missing")
+    assert missing["error"] == "HubError", missing
+    assert "acme/missing" in missing["message"] and "no such repository" in missing["message"]
+    untrained = run_client(hub.endpoint, tmp_path, "dvsgesture-t4")
+    assert untrained["error"] == "WeightsUnavailableError", untrained
+    assert "python training/train.py --model dvsgesture-t4" in untrained["message"]
+    typo = run_client(hub.endpoint, tmp_path, "nmnist-t5")
+    assert typo["error"] == "CheckpointError" and "did you mean nmnist-t4" in typo["message"], typo
+
+
+def test_corrupted_downloads_are_refused_and_force_download_repairs_the_cache(hub, tmp_path):
+    home = tmp_path / "hf"
+    corrupt = run_client(hub.endpoint, home, "acme/corrupt")
+    assert corrupt["error"] == "CheckpointError", corrupt
+    assert "model.safetensors" in corrupt["message"] and "SHA-256 does not match" in corrupt["message"]
+    assert "force_download=True" in corrupt["message"]
+
+    good = run_client(hub.endpoint, home, "acme/tiny")
+    assert good["ok"] and good["digest"] == hub.digests["tiny"]
+    blob = (Path(good["folder"]) / "model.safetensors").resolve()  # the cache's blob behind the snapshot link
+    data = bytearray(blob.read_bytes())
+    data[-5] ^= 0x01
+    blob.write_bytes(bytes(data))
+    damaged = run_client(hub.endpoint, home, "acme/tiny")
+    assert damaged["error"] == "CheckpointError" and "acme/tiny" in damaged["message"], damaged
+    repaired = run_client(hub.endpoint, home, "acme/tiny", force_download=True)
+    assert repaired["ok"] and repaired["digest"] == hub.digests["tiny"], repaired
+
+
+def test_cache_dir_and_local_files_only(hub, tmp_path):
+    cache = tmp_path / "elsewhere"
+    not_yet = run_client(hub.endpoint, tmp_path / "hf", "acme/tiny", cache_dir=str(cache), local_files_only=True)
+    assert not_yet["error"] == "HubError" and "not in the cache" in not_yet["message"], not_yet
+    got = run_client(hub.endpoint, tmp_path / "hf", "acme/tiny", cache_dir=str(cache))
+    assert got["ok"] and Path(got["folder"]).is_relative_to(cache)
+    again = run_client(hub.endpoint, tmp_path / "hf", "acme/tiny", cache_dir=str(cache), local_files_only=True)
+    assert again["ok"] and again["digest"] == hub.digests["tiny"]
+
+
+def test_an_unreachable_endpoint_is_a_clear_error_for_a_hub_id(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    out = run_client(dead, tmp_path, "acme/tiny")
+    assert out["error"] == "HubError" and "acme/tiny" in out["message"], out
+
+
+def test_bundled_fallback_is_logged_once_in_process(caplog):
+    # conftest makes this process offline: the Hub "cannot be reached".
+    from stc_zoo import hub as hub_module
+
+    hub_module._fallbacks_logged.discard("nmnist-t4")
+    with caplog.at_level(logging.WARNING, logger="stc_zoo"):
+        for _ in range(3):
+            model = StcSNN.from_pretrained("nmnist-t4")
+    assert model.checkpoint_folder == BUNDLED
+    notes = [r.getMessage() for r in caplog.records if "bundled" in r.getMessage()]
+    assert len(notes) == 1 and "nmnist-t4" in notes[0]
+
+
+def test_a_missing_local_folder_is_not_mistaken_for_a_repo(tmp_path):
+    from stc_zoo import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        StcSNN.from_pretrained(str(tmp_path / "no" / "such" / "folder"))
