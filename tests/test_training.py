@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hubserver import load_publish
 from eventfiles import write_tiny_nmnist
 from stc_zoo import StcSNN
 
@@ -72,6 +73,9 @@ def test_export_loads_and_evaluate_reports_json(data, tmp_path):
     assert model.config.channels == (4,) and model.config.T == 2
     card = (tmp_path / "export" / "README.md").read_text()
     assert "library_name" in card and "subset of N-MNIST" in card and f"{meta['best_val_acc'] * 100:.2f}%" in card
+    # The export is publishable as it is, and its card's accuracy is recomputed from the recordings.
+    checked = load_publish().validate(tmp_path / "export", verify_data=str(data))
+    assert checked.stated.percent == round(meta["best_val_acc"] * 100, 2) == round(checked.measured * 100, 2)
     out = subprocess.run([sys.executable, "-m", "stc_zoo.cli", "evaluate", str(tmp_path / "export"),
                           "--data", str(data), "--split", "test"], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
