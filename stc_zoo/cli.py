@@ -1,22 +1,197 @@
-"""The ``stc-zoo`` command line."""
+"""The ``stc-zoo`` command line: list, info, predict, bench, show, evaluate.
+
+Every command that takes MODEL accepts a zoo name, a checkpoint folder or a Hub repo id, and
+loads it as ``StcSNN.from_pretrained`` does. Errors a user can cause print one line and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from huggingface_hub import try_to_load_from_cache
 
-from .data import READERS
+from . import hub
+from .card import read_card
+from .data import READERS, make_events, read_event_file
 from .data.compressed import compress_dataset
+from .errors import StcError, WeightsUnavailableError
 from .model import StcSNN
-from .zoo import REGISTRY
+from .timing import median_ms
+from .zoo import REGISTRY, ZooEntry
+
+
+# ---------------------------------------------------------------- helpers
+def load_model(args) -> StcSNN:
+    return StcSNN.from_pretrained(args.model, revision=args.revision, device=args.device, backend=args.backend)
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StcError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device")
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def local_weights(entry: ZooEntry) -> tuple[str, Path | None]:
+    """Whether an entry's trained weights are on this machine, without the network: (status, folder)."""
+    if entry.bundled is not None:
+        return "yes (bundled)", entry.bundled
+    cached = try_to_load_from_cache(entry.hub_repo, hub.WEIGHTS_NAME)
+    if isinstance(cached, str):
+        return "yes (Hub cache)", Path(cached).parent
+    return "no", None
+
+
+def parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- commands
+def list_models(args) -> list[dict]:
+    """The zoo table; offline (bundled copies and the local Hub cache only)."""
+    rows = []
+    for name in sorted(REGISTRY):
+        entry = REGISTRY[name]
+        c = entry.config
+        trained, folder = local_weights(entry)
+        accuracy, split = "-", "-"
+        if folder is not None and (folder / hub.CARD_NAME).is_file():
+            _, stated = read_card(folder / hub.CARD_NAME)
+            accuracy, split = f"{stated.percent:.2f}%", stated.describe()
+        rows.append({"name": name, "dataset": entry.dataset, "T": c.T,
+                     "input": f"{c.sensor_size[0]}x{c.sensor_size[1]} -> 2x{c.input_size[0]}x{c.input_size[1]}",
+                     "params": f"{parameters(StcSNN(c)):,}", "trained": trained, "accuracy": accuracy,
+                     "split": split, "hub": entry.hub_repo})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(table(rows, ["name", "dataset", "T", "input", "params", "trained", "accuracy", "split"]))
+        print("\nuntrained entries: `stc-zoo info NAME` gives the command that trains them")
+    return rows
+
+
+def info(args) -> None:
+    """Config and card of a model; for an untrained zoo entry, its config and how to train it."""
+    entry = REGISTRY.get(args.model)
+    if entry is not None:
+        print(f"zoo entry  {entry.name}: {entry.dataset}, Hub repo {entry.hub_repo}")
+        print(f"train with {entry.train_command}")
+    try:
+        folder = hub.checkpoint_folder(args.model, revision=args.revision)
+    except WeightsUnavailableError as err:
+        print(f"\nweights    none ({err})\n\nconfig.json (of the untrained architecture):")
+        print(json.dumps(entry.config.to_dict(), indent=2))
+        return
+    model = StcSNN.from_folder(folder)
+    print(f"weights    {folder} ({parameters(model):,} parameters)\n\nconfig.json:")
+    print(json.dumps(model.config.to_dict(), indent=2))
+    card = folder / hub.CARD_NAME
+    print(f"\n{hub.CARD_NAME}:\n{card.read_text()}" if card.is_file() else "\n(no model card in this folder)")
+
+
+def predict(args) -> list[dict]:
+    """Classify each file; a file that cannot be read is reported and the rest still run."""
+    check_device(args.device)
+    model = load_model(args).fuse_for_inference()
+    names = model.config.class_names or tuple(str(i) for i in range(model.config.num_classes))
+    results, failed = [], 0
+    warmed = False
+    for path in args.files:
+        try:
+            events = read_event_file(path)
+            if not warmed:  # the first call pays for allocation and kernel compilation
+                model.predict_proba(events)
+                warmed = True
+            start = time.perf_counter()
+            probs = model.predict_proba(events)[0].cpu()
+            latency = 1e3 * (time.perf_counter() - start)
+        except (StcError, OSError) as err:
+            failed += 1
+            print(f"stc-zoo predict: {err}", file=sys.stderr)
+            continue
+        label = int(probs.argmax())
+        results.append({"file": str(path), "events": len(events), "label": label, "class": names[label],
+                        "confidence": round(float(probs[label]), 4), "latency_ms": round(latency, 3)})
+        if args.json:
+            print(json.dumps(results[-1]), flush=True)
+    if not args.json and results:
+        print(table(results, ["file", "events", "label", "class", "confidence", "latency_ms"]))
+        print(f"\nlatency: raw events -> probabilities, batch 1, {args.device}, after one warm-up call")
+    if failed:
+        raise SystemExit(1)
+    return results
+
+
+def synthetic_events(sensor: tuple[int, int], n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return make_events(rng.integers(0, sensor[0], n), rng.integers(0, sensor[1], n),
+                       np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 2, n))
+
+
+def bench(args) -> dict:
+    """End-to-end latency (batch 1) and throughput (batch N): raw events -> logits."""
+    check_device(args.device)
+    model = load_model(args).fuse_for_inference()
+    sensor = model.config.sensor_size
+    if args.events:
+        streams = [read_event_file(args.events)]
+        source = f"{args.events} ({len(streams[0]):,} events)"
+    else:
+        n = args.n_events or 4 * sensor[0] * sensor[1]
+        streams = [synthetic_events(sensor, n, seed) for seed in range(args.batch)]
+        source = f"synthetic, {n:,} uniform random events per stream on {sensor[0]}x{sensor[1]}"
+    batch = [streams[i % len(streams)] for i in range(args.batch)]
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+    def run(events):
+        def once():
+            with torch.no_grad():
+                model(model.compress(events))
+            sync()
+        return once
+
+    latency = median_ms(run(batch[:1]), args.runs, args.warmup, progress="batch 1")
+    batch_ms = median_ms(run(batch), args.runs, args.warmup, progress=f"batch {args.batch}")
+    result = {"model": args.model, "device": args.device, "backend": model.backend,
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "events": source,
+              "runs": args.runs, "warmup": args.warmup, "latency_ms": round(latency, 3),
+              "batch": args.batch, "batch_ms": round(batch_ms, 3),
+              "throughput_per_s": round(1e3 * args.batch / batch_ms, 1)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model} on {args.device} (backend {model.backend}, {result['threads']} CPU threads, "
+              f"torch {torch.__version__})\nevents: {source}\n"
+              f"raw events -> logits, median of {args.runs} runs after {args.warmup} warm-up runs:")
+        print(table([{"batch": 1, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
+                     {"batch": args.batch, "median ms": f"{batch_ms:.3f}",
+                      "samples/s": f"{result['throughput_per_s']:.1f}"}], ["batch", "median ms", "samples/s"]))
+    return result
+
+
+def show(args) -> None:
+    from .show import draw  # matplotlib is optional
+
+    model = load_model(args)
+    events = read_event_file(args.file)
+    out = draw(model, events, args.out, title=f"{Path(args.file).name} · {args.model}")
+    print(f"wrote {out}")
 
 
 def evaluate(args) -> dict:
     """Accuracy of MODEL on a dataset split; prints one JSON line."""
-    model = StcSNN.from_pretrained(args.model, device=args.device)
+    model = load_model(args)
     reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
     dataset = READERS[reader](args.data, args.split, download=args.download)
     X, y = compress_dataset(dataset, model.compression, args.cache_dir, desc=f"compressing {args.split}")
@@ -31,25 +206,71 @@ def evaluate(args) -> dict:
     return result
 
 
+# ---------------------------------------------------------------- parser
+MODEL_HELP = "zoo name, checkpoint folder or Hub repo id (org/name)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stc-zoo", description="Spiking networks for event cameras.")
     sub = parser.add_subparsers(dest="command", required=True)
-    ev = sub.add_parser("evaluate", help="accuracy of a model on a dataset split (one JSON line)")
-    ev.add_argument("model", help="zoo name, checkpoint folder or Hub repo id")
+
+    def command(name: str, func, help: str, model: str | None = "model") -> argparse.ArgumentParser:
+        """A subcommand; ``model`` names its MODEL argument ("model", "--model" or None for none)."""
+        p = sub.add_parser(name, help=help, description=help)
+        if model == "--model":
+            p.add_argument("--model", required=True, help=MODEL_HELP)
+        elif model:
+            p.add_argument("model", help=MODEL_HELP)
+        if model:
+            p.add_argument("--revision", help="Hub branch, tag or commit")
+            p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+            p.add_argument("--backend", choices=("auto", "triton", "torch"), default=None,
+                           help="kernels: auto = Triton on CUDA, PyTorch on CPU")
+        p.set_defaults(func=func)
+        return p
+
+    ls = command("list", list_models, "the zoo: every entry, whether it is trained, its accuracy", model=None)
+    ls.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+
+    command("info", info, "a model's config and model card")
+
+    pr = command("predict", predict, "classify event files (label, class, confidence, latency)")
+    pr.add_argument("files", nargs="+", type=Path, metavar="FILE", help="event files (.bin, .aedat, .npy)")
+    pr.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    be = command("bench", bench, "latency (batch 1) and throughput from raw events to logits")
+    be.add_argument("--batch", type=int, default=32, help="batch size of the throughput run (default 32)")
+    be.add_argument("--runs", type=int, default=100, help="timed runs per measurement (median; default 100)")
+    be.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    be.add_argument("--events", type=Path, help="time this recording instead of synthetic streams")
+    be.add_argument("--n-events", type=int, help="events per synthetic stream (default 4 per pixel)")
+    be.add_argument("--json", action="store_true")
+
+    sh = command("show", show, "picture of a recording: events, compressed steps, spikes per layer", "--model")
+    sh.add_argument("file", type=Path, help="event file (.bin, .aedat, .npy)")
+    sh.add_argument("--out", type=Path, required=True, help="image to write (.png, .pdf, .svg)")
+
+    ev = command("evaluate", evaluate, "accuracy of a model on a dataset split (one JSON line)")
     ev.add_argument("--data", required=True, help="dataset root in its published layout")
     ev.add_argument("--split", choices=("train", "test"), default="test")
     ev.add_argument("--dataset", choices=sorted(READERS), help="reader (default: the zoo entry's, else nmnist)")
     ev.add_argument("--download", action="store_true", help="fetch the dataset through tonic if missing")
     ev.add_argument("--batch-size", type=int, default=128)
-    ev.add_argument("--device", default="cpu")
     ev.add_argument("--cache-dir", default=None, help="reuse compressed tensors cached here")
-    ev.set_defaults(func=evaluate)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1:
+        print("stc-zoo: --batch and --runs must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except (StcError, FileNotFoundError, KeyError) as err:
+        print(f"stc-zoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
