@@ -1,0 +1,126 @@
+"""The `stc-zoo` command line on generated event files: list, info, predict, bench, show."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eventfiles import random_events, write_aedat2_cifar10dvs, write_aedat31, write_nmnist
+from stc_zoo import StcConfig, StcSNN, create_model
+from stc_zoo.cli import main
+from stc_zoo.data import read_event_file
+from stc_zoo.zoo import REGISTRY, get_entry
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory) -> list[Path]:
+    """Three generated N-MNIST-sensor recordings: .bin, .npy and a second .bin."""
+    root = tmp_path_factory.mktemp("rec")
+    rng = np.random.default_rng(0)
+    paths = [root / "a.bin", root / "b.npy", root / "c.bin"]
+    for path in paths:
+        events = random_events(rng, 3000, 34, 34, 300_000)
+        write_nmnist(path, events) if path.suffix == ".bin" else np.save(path, events)
+    return paths
+
+
+def test_list_shows_every_entry_with_its_state(capsys):
+    code, out, _ = cli(capsys, "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == set(REGISTRY)
+    for name, row in rows.items():
+        c = get_entry(name).config
+        assert row["T"] == c.T and row["params"] == f"{sum(p.numel() for p in create_model(name).parameters()):,}"
+        assert row["input"].startswith(f"{c.sensor_size[0]}x{c.sensor_size[1]}")
+    assert rows["nmnist-t4"]["trained"] == "yes (bundled)" and rows["nmnist-t4"]["accuracy"] == "99.00%"
+    assert "100 recordings held out of the train split" in rows["nmnist-t4"]["split"]
+    assert rows["dvsgesture-t4"]["trained"] == "no" and rows["dvsgesture-t4"]["accuracy"] == "-"
+    code, out, _ = cli(capsys, "list")
+    assert out.splitlines()[0].split() == ["name", "dataset", "T", "input", "params", "trained", "accuracy", "split"]
+
+
+def test_info_gives_config_and_card_or_the_train_command(capsys):
+    code, out, _ = cli(capsys, "info", "nmnist-t4")
+    assert code == 0 and '"k_t": 2' in out and "library_name: stc-zoo" in out and "## Citation" in out
+    code, out, _ = cli(capsys, "info", "dvsgesture-t4")
+    assert code == 0 and "python training/train.py --model dvsgesture-t4" in out and '"sensor_size"' in out
+    code, _, err = cli(capsys, "info", "nmnist-t5")
+    assert code == 2 and "did you mean nmnist-t4" in err
+
+
+def test_predict_matches_the_library_and_reports_per_file(capsys, recordings):
+    code, out, _ = cli(capsys, "predict", "nmnist-t4", *map(str, recordings), "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["file"] for r in lines] == list(map(str, recordings))
+    model = StcSNN.from_pretrained("nmnist-t4").fuse_for_inference()
+    for row, path in zip(lines, recordings):
+        probs = model.predict_proba(read_event_file(path))[0]
+        assert row["label"] == int(probs.argmax()) and row["class"] == model.config.class_names[row["label"]]
+        assert row["confidence"] == pytest.approx(float(probs.max()), abs=1e-4)
+        assert row["events"] == 3000 and row["latency_ms"] > 0
+    code, out, _ = cli(capsys, "predict", "nmnist-t4", str(recordings[0]))
+    assert code == 0 and "confidence" in out.splitlines()[0] and str(recordings[0]) in out
+
+
+def test_predict_reports_a_bad_file_and_still_classifies_the_rest(capsys, recordings, tmp_path):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x00" * 7)  # not whole 5-byte events
+    unknown = tmp_path / "notes.txt"
+    unknown.write_text("hello")
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "nmnist-t4", str(recordings[0]), str(bad), str(unknown), "--json"])
+    out = capsys.readouterr()
+    assert exit_.value.code == 1 and len(out.out.splitlines()) == 1
+    assert "bad.bin" in out.err and "truncated" in out.err and "unknown event file format" in out.err
+
+
+def test_predict_reads_both_aedat_versions(capsys, tmp_path):
+    torch.manual_seed(0)
+    StcSNN(StcConfig(sensor_size=(128, 128), num_classes=3, T=2, spatial=4, channels=(4,), hidden=8)
+           ).save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(1)
+    events = random_events(rng, 500, 128, 128, 200_000)
+    write_aedat31(tmp_path / "g.aedat", events)
+    write_aedat2_cifar10dvs(tmp_path / "c.aedat", events)
+    code, out, err = cli(capsys, "predict", str(tmp_path / "model"), str(tmp_path / "g.aedat"),
+                         str(tmp_path / "c.aedat"), "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0, err
+    assert [r["events"] for r in rows] == [500, 500] and rows[0]["label"] == rows[1]["label"]
+
+
+def test_bench_reports_latency_and_throughput(capsys):
+    code, out, _ = cli(capsys, "bench", "nmnist-t4", "--runs", "3", "--warmup", "1", "--batch", "2", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["latency_ms"] > 0 and result["batch"] == 2
+    assert result["throughput_per_s"] == pytest.approx(2e3 / result["batch_ms"], rel=1e-2)
+    code, _, err = cli(capsys, "bench", "nmnist-t4", "--device", "cuda", "--runs", "1")
+    if not torch.cuda.is_available():
+        assert code == 2 and "no CUDA device" in err
+    assert cli(capsys, "bench", "nmnist-t4", "--batch", "0")[0] == 2
+
+
+def test_show_draws_a_figure_and_says_how_to_get_matplotlib(capsys, recordings, tmp_path, monkeypatch):
+    out = tmp_path / "fig.png"
+    code, printed, err = cli(capsys, "show", str(recordings[0]), "--model", "nmnist-t4", "--out", str(out))
+    assert code == 0, err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    code, _, err = cli(capsys, "show", str(recordings[0]), "--model", "nmnist-t4", "--out", str(tmp_path / "x.png"))
+    assert code == 2 and "pip install 'stc-zoo[viz]'" in err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "stc-zoo"
+    out = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "nmnist-t4" in out.stdout
