@@ -1,6 +1,6 @@
 """Publish an exported checkpoint folder to the Hugging Face Hub (or any HF_ENDPOINT).
 
-    python hub/publish.py EXPORT_DIR --repo org/name [--private] [--dry-run] [--verify-data ROOT]
+    python hub/publish.py EXPORT_DIR --repo org/name [--private] [--dry-run] [--verify-data ROOT] [--tag v1]
 
 EXPORT_DIR is what ``training/train.py --export`` writes: ``config.json``, ``model.safetensors``,
 ``README.md`` (the model card) and ``SHA256SUMS``. Before anything is sent the folder is
@@ -76,14 +76,16 @@ def report(checked: Checked, repo: str, private: bool) -> str:
     return "\n".join(lines)
 
 
-def upload(checked: Checked, repo: str, private: bool, token: str | None) -> str:
-    """create_repo + upload_folder; returns the commit URL."""
+def upload(checked: Checked, repo: str, private: bool, token: str | None, tag: str | None = None) -> str:
+    """create_repo + upload_folder (+ create_tag on that commit); returns the commit URL."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo, private=private, exist_ok=True)
     commit = api.upload_folder(folder_path=checked.folder, repo_id=repo, allow_patterns=list(REPO_FILES),
                                commit_message=f"stc-zoo checkpoint: {checked.stated.percent:.2f}% validation accuracy")
+    if tag:
+        api.create_tag(repo, tag=tag, revision=commit.oid)
     return str(getattr(commit, "commit_url", commit))
 
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--dry-run", action="store_true", help="validate and show what would be uploaded; no network")
     parser.add_argument("--verify-data", metavar="ROOT", help="dataset root: recompute the card's accuracy first")
+    parser.add_argument("--tag", help="tag the new commit (e.g. v1) so users can pin it with revision=")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
     args = parser.parse_args(argv)
     try:
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n--- {CARD_NAME} ---\n{checked.card_text}\n--- dry run: nothing was uploaded ---")
         return 0
     try:
-        url = upload(checked, args.repo, args.private, args.token)
+        url = upload(checked, args.repo, args.private, args.token, args.tag)
     except Exception as err:  # huggingface_hub raises HTTP, auth and connection errors of many types
         print(f"publish: the Hub did not take the upload: {type(err).__name__}: {err}", file=sys.stderr)
         return 3
