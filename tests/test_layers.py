@@ -9,12 +9,15 @@ from stc_zoo.kernels import surrogate as sg
 from stc_zoo.kernels.scb_tail_ref import mtlif_ref, scb_tail_ref, temporal_mix_ref
 from stc_zoo.layers import MultiThresholdLIF, SynapticConvBlock, TemporalMix
 
-torch.set_default_dtype(torch.float64)
-
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _float64_and_seed():
+    """float64 for exact gradient checks, restored after each test so other modules keep float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)
+    yield
+    torch.set_default_dtype(previous)
 
 
 @pytest.mark.parametrize("name", sg.SURROGATES)
