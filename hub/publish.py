@@ -25,7 +25,7 @@ from pathlib import Path
 from stc_zoo import StcSNN, checksums
 from stc_zoo.card import CardResult, read_card
 from stc_zoo.errors import CheckpointError, StcError
-from stc_zoo.hub import CARD_NAME, CONFIG_NAME, REPO_FILES, WEIGHTS_NAME
+from stc_zoo.hub import CARD_NAME, REPO_FILES
 
 
 @dataclass

@@ -12,13 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from huggingface_hub import try_to_load_from_cache
 
 from . import hub
 from .card import read_card
-from .data import READERS, make_events, read_event_file
+from .data import READERS, read_event_file, synthetic_events
 from .data.compressed import compress_dataset
 from .errors import StcError, WeightsUnavailableError
 from .model import StcSNN
@@ -131,12 +130,6 @@ def predict(args) -> list[dict]:
     if failed:
         raise SystemExit(1)
     return results
-
-
-def synthetic_events(sensor: tuple[int, int], n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return make_events(rng.integers(0, sensor[0], n), rng.integers(0, sensor[1], n),
-                       np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 2, n))
 
 
 def bench(args) -> dict:

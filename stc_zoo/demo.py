@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import NMNIST, make_events, stratified_split
+from .data import NMNIST, stratified_split, synthetic_events
 from .errors import WeightsUnavailableError
-from .layers import MultiThresholdLIF
 from .model import StcSNN
 from .timing import median_ms
 from .zoo import create_model, get_entry
@@ -43,27 +42,13 @@ def load_samples(data: Path, n: int, sensor: tuple[int, int]) -> tuple[list[np.n
                 f"{len(picks)} real N-MNIST recordings from {data}, from the validation hold-out "
                 "(10% per class, seed 0) that nmnist-t4 was not trained on")
     except FileNotFoundError:
-        rng = np.random.default_rng(0)
-        samples = []
-        for _ in range(n):
-            m = 4000
-            samples.append(make_events(rng.integers(0, sensor[0], m), rng.integers(0, sensor[1], m),
-                                       np.sort(rng.integers(0, 300_000, m)), rng.integers(0, 2, m)))
+        samples = [synthetic_events(sensor, 4000, seed) for seed in range(n)]
         return samples, None, f"{n} SYNTHETIC event streams (no N-MNIST folder at {data})"
 
 
 def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
     """Mean spike count per neuron per step of every MT-LIF layer."""
-    rates, hooks = [], []
-    for name, module in model.named_modules():
-        if isinstance(module, MultiThresholdLIF):
-            hooks.append(module.register_forward_hook(
-                lambda m, i, out, name=name: rates.append((name, out.float().mean().item()))))
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    return rates
+    return [(name, s.mean().item()) for name, s in model.forward_with_spikes(x)[1]]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,6 +126,21 @@ class StcSNN(
         """Predicted labels ``[B]`` for raw events."""
         return self.predict_proba(events).argmax(-1)
 
+    @torch.no_grad()
+    def forward_with_spikes(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+        """Logits ``[B, classes]`` and the spike counts of every MT-LIF layer (name, ``[T, B, ...]`` on CPU)."""
+        spikes, hooks = [], []
+        for name, module in self.named_modules():
+            if isinstance(module, MultiThresholdLIF):
+                hooks.append(module.register_forward_hook(
+                    lambda m, i, out, name=name: spikes.append((name, out.detach().float().cpu()))))
+        try:
+            logits = self(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return logits, spikes
+
     def fuse_for_inference(self) -> StcSNN:
         """Switch to eval mode and fold every BatchNorm into its conv; returns self."""
         self.eval()

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from .errors import StcError
-from .layers import MultiThresholdLIF
 from .model import StcSNN
 
 
@@ -30,28 +29,13 @@ def _pyplot():
     return plt
 
 
-def record_spikes(model: StcSNN, x: torch.Tensor) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor]:
-    """Spike counts of every MT-LIF layer (``[T, B, ...]`` each) and the probabilities, for input ``x``."""
-    spikes, hooks = [], []
-    for name, module in model.named_modules():
-        if isinstance(module, MultiThresholdLIF):
-            hooks.append(module.register_forward_hook(
-                lambda m, i, out, name=name: spikes.append((name, out.detach().float().cpu()))))
-    try:
-        with torch.no_grad():
-            probs = torch.softmax(model(x), -1).cpu()
-    finally:
-        for h in hooks:
-            h.remove()
-    return spikes, probs
-
-
 def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str = "") -> Path:
     """Write the figure of one recording ``events`` through ``model`` to ``out``; returns its path."""
     plt = _pyplot()
     c = model.config
     x = model.compress(events)  # [T, 1, 2, H', W'] (also validates the events against the sensor)
-    spikes, probs = record_spikes(model, x)
+    logits, spikes = model.forward_with_spikes(x)
+    probs = torch.softmax(logits, -1).cpu()
     T, W, H = c.T, c.sensor_size[0], c.sensor_size[1]
     rows = 3 + len(spikes)
     cols = max(T, 3)

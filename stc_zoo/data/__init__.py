@@ -2,7 +2,7 @@
 
 from .cifar10dvs import CIFAR10DVS, read_aedat2_cifar10dvs
 from .dvsgesture import DVSGesture, read_aedat31, read_label_windows
-from .events import EVENT_DTYPE, check_events, make_events
+from .events import EVENT_DTYPE, check_events, make_events, synthetic_events
 from .files import read_event_file
 from .nmnist import NMNIST, read_nmnist_file
 from .split import stratified_split
@@ -12,7 +12,7 @@ READERS = {"nmnist": NMNIST, "dvsgesture": DVSGesture, "cifar10dvs": CIFAR10DVS}
 
 __all__ = [
     "READERS", "read_event_file",
-    "EVENT_DTYPE", "make_events", "check_events", "stratified_split",
+    "EVENT_DTYPE", "make_events", "synthetic_events", "check_events", "stratified_split",
     "NMNIST", "read_nmnist_file", "DVSGesture", "read_aedat31", "read_label_windows",
     "CIFAR10DVS", "read_aedat2_cifar10dvs",
 ]

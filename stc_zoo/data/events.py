@@ -40,6 +40,13 @@ def make_events(x, y, t, p) -> np.ndarray:
     return events
 
 
+def synthetic_events(sensor_size: tuple[int, ...], n: int, seed: int = 0, duration_us: int = 300_000) -> np.ndarray:
+    """``n`` uniform random events on a ``(W, H)`` sensor over ``duration_us``, for demos and benchmarks."""
+    rng = np.random.default_rng(seed)
+    return make_events(rng.integers(0, sensor_size[0], n), rng.integers(0, sensor_size[1], n),
+                       np.sort(rng.integers(0, duration_us, n)), rng.integers(0, 2, n))
+
+
 # Working memory of compressing one event is about 80 bytes (int64 fields and index temporaries).
 MAX_EVENTS = 50_000_000
 
