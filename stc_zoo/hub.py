@@ -52,9 +52,6 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
         raise HubError(f"{where}: no such repository, or it is private or gated (pass token=...)") from err
     except (LocalEntryNotFoundError, EntryNotFoundError, OSError) as err:
         raise HubError(f"{where}: {_why_not_downloaded(err, local_files_only)}") from err
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (folder / name).is_file():
-            raise CheckpointError(f"{where}: the repository has no {name}; it is not an stc-zoo checkpoint")
     if (folder / checksums.MANIFEST).is_file() or require_manifest:
         try:
             checksums.verify(folder)
@@ -65,7 +62,7 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
 
 
 def _why_not_downloaded(err: Exception, local_files_only: bool) -> str:
-    if local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+    if local_files_only or constants.HF_HUB_OFFLINE:
         return "not in the cache, and downloads are off (HF_HUB_OFFLINE or local_files_only)"
     cause = err.__cause__ or err.__context__ or err
     return f"the Hub cannot be reached and it is not in the cache ({type(cause).__name__}: {str(cause)[:120]})"
