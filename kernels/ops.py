@@ -17,9 +17,9 @@ import os
 
 import torch
 
-from . import surrogate as sg
+from ..errors import DeviceError
 from .compress_ref import compress_events_ref
-from .scb_tail_ref import RESETS, mtlif_ref, temporal_mix_ref
+from .scb_tail_ref import check_neuron, mtlif_ref, temporal_mix_ref
 
 # Without Triton (e.g. macOS, or a CPU-only install) the references still work; "auto" picks them.
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -30,6 +30,19 @@ BACKENDS = ("auto", "triton", "torch")
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a torch.device (CPU for None); DeviceError if this machine has no such device."""
+    try:
+        device = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(f"device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {str(device)!r}: this torch ({torch.__version__}) sees no CUDA device; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def interpreter_on() -> bool:
@@ -44,14 +57,14 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         return "triton" if HAS_TRITON and device.type == "cuda" and not interpreter_on() else "torch"
     if backend == "triton":
         if not HAS_TRITON:
-            raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
+            raise DeviceError("backend='triton' needs the triton package (pip install triton)")
         if device.type != "cuda" and not interpreter_on():
-            raise RuntimeError(
-                f"backend='triton' on {device.type} tensors needs Triton's interpreter: set "
-                "TRITON_INTERPRET=1 before importing stc_zoo (slow; meant for tests), or use a CUDA device"
+            raise DeviceError(
+                f"backend 'triton' runs on CUDA devices, not {device.type}: use backend 'auto' or 'torch' "
+                "here (or TRITON_INTERPRET=1, Triton's slow interpreter meant for tests)"
             )
         if device.type == "cuda" and interpreter_on():
-            raise RuntimeError("TRITON_INTERPRET=1 is set, so Triton cannot run on CUDA tensors; unset it")
+            raise DeviceError("TRITON_INTERPRET=1 is set, so Triton cannot run on CUDA tensors; unset it")
     return backend
 
 
@@ -66,11 +79,7 @@ def _check_tail_args(y, w, beta, v0, K, reset, surrogate, out_dtype) -> None:
         raise ValueError(f"expected beta [C={C}], got shape {tuple(beta.shape)}")
     if v0 is not None and v0.shape != y.shape[1:]:
         raise ValueError(f"expected v0 {tuple(y.shape[1:])}, got {tuple(v0.shape)}")
-    if K < 1:
-        raise ValueError(f"K must be >= 1, got {K}")
-    if reset not in RESETS:
-        raise ValueError(f"unknown reset {reset!r}; choose one of {RESETS}")
-    sg.check_surrogate(surrogate)
+    check_neuron(K, reset, surrogate)
     if out_dtype is not None and not out_dtype.is_floating_point and out_dtype != torch.int8:
         raise ValueError(f"spike counts are written as a float dtype or int8, not {out_dtype}")
 

@@ -20,6 +20,15 @@ from . import surrogate as sg
 RESETS = ("soft", "hard")
 
 
+def check_neuron(K: int, reset: str, surrogate: str) -> None:
+    """The rule every entry point to the MT-LIF math applies: ValueError naming the bad argument."""
+    if not isinstance(K, int) or K < 1:
+        raise ValueError(f"K must be an integer >= 1, got {K!r}")
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    sg.check_surrogate(surrogate)
+
+
 def _per_channel(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """View a ``[C]`` vector so it broadcasts along axis 2 of ``like = [T, B, C, ...]`` (and of its steps)."""
     return v.view(-1, *([1] * (like.ndim - 3)))
@@ -64,9 +73,7 @@ def mtlif_ref(
     Returns:
         spike counts ``[T, B, C, ...]`` in ``{0..K}`` (dtype of x), and the final membrane if asked.
     """
-    if reset not in RESETS:
-        raise ValueError(f"unknown reset {reset!r}; choose one of {RESETS}")
-    sg.check_surrogate(surrogate)
+    check_neuron(K, reset, surrogate)
     b = _per_channel(beta, x)
     v = torch.zeros_like(x[0]) if v0 is None else v0
     spikes = []

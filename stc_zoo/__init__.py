@@ -1,18 +1,39 @@
 """stc-zoo: spiking neural networks for event cameras with spatio-temporal compression.
 
-Public surface: ``StcSNN``, ``StcConfig``, ``SpatioTemporalCompression``, ``create_model``,
-``list_models`` and the error types. Everything else is importable but internal.
+Public surface: ``StcSNN`` (the predictor: ``from_pretrained``, ``predict``, ``compress``),
+``StcConfig`` with its ``InputConfig`` and ``NetworkConfig`` sections, ``StcNetwork`` (the network
+alone), ``SpatioTemporalCompression``, ``create_model``, ``list_models`` and the error types. The
+layers (``stc_zoo.layers``) and ops (``stc_zoo.kernels.ops``) are public building blocks.
+
+Names load on first use, so ``import stc_zoo.layers`` costs torch alone (no tonic, no
+huggingface_hub).
 """
 
-from .config import StcConfig
-from .errors import CheckpointError, EventFormatError, HubError, InputError, StcError, WeightsUnavailableError
-from .model import StcSNN
-from .transforms import SpatioTemporalCompression
-from .zoo import create_model, list_models
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "StcSNN", "StcConfig", "SpatioTemporalCompression", "create_model", "list_models",
-    "StcError", "EventFormatError", "InputError", "CheckpointError", "WeightsUnavailableError", "HubError",
-]
+_EXPORTS = {
+    "StcSNN": "model", "create_model": "model",
+    "StcConfig": "config", "InputConfig": "config", "NetworkConfig": "config",
+    "StcNetwork": "network",
+    "SpatioTemporalCompression": "transforms",
+    "list_models": "zoo",
+    **{name: "errors" for name in ("StcError", "EventFormatError", "InputError", "CheckpointError",
+                                    "WeightsUnavailableError", "HubError", "DeviceError", "UnknownModelError")},
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'stc_zoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

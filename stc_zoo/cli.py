@@ -15,11 +15,14 @@ from pathlib import Path
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from . import hub
-from .card import read_card
+from . import __version__
 from .data import READERS, read_event_file, synthetic_events
 from .data.compressed import compress_dataset
 from .errors import StcError, WeightsUnavailableError
+from .evaluation import accuracy
+from .hub.card import read_card
+from .hub.files import CARD_NAME, WEIGHTS_NAME
+from .hub.verify import held_out, stated_result
 from .model import StcSNN
 from .timing import median_ms
 from .zoo import REGISTRY, ZooEntry
@@ -27,12 +30,8 @@ from .zoo import REGISTRY, ZooEntry
 
 # ---------------------------------------------------------------- helpers
 def load_model(args) -> StcSNN:
+    """MODEL with --revision, --device and --backend (a device or backend this machine lacks is refused here)."""
     return StcSNN.from_pretrained(args.model, revision=args.revision, device=args.device, backend=args.backend)
-
-
-def check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise StcError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device")
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -46,7 +45,7 @@ def local_weights(entry: ZooEntry) -> tuple[str, Path | None]:
     """Whether an entry's trained weights are on this machine, without the network: (status, folder)."""
     if entry.bundled is not None:
         return "yes (bundled)", entry.bundled
-    cached = try_to_load_from_cache(entry.hub_repo, hub.WEIGHTS_NAME)
+    cached = try_to_load_from_cache(entry.hub_repo, WEIGHTS_NAME)
     if isinstance(cached, str):
         return "yes (Hub cache)", Path(cached).parent
     return "no", None
@@ -65,11 +64,11 @@ def list_models(args) -> list[dict]:
         c = entry.config
         trained, folder = local_weights(entry)
         accuracy, split = "-", "-"
-        if folder is not None and (folder / hub.CARD_NAME).is_file():
-            _, stated = read_card(folder / hub.CARD_NAME)
+        if folder is not None and (folder / CARD_NAME).is_file():
+            _, stated = read_card(folder / CARD_NAME)
             accuracy, split = f"{stated.percent:.2f}%", stated.describe()
-        rows.append({"name": name, "dataset": entry.dataset, "T": c.T,
-                     "input": f"{c.sensor_size[0]}x{c.sensor_size[1]} -> 2x{c.input_size[0]}x{c.input_size[1]}",
+        (W, H), (h, w) = c.input.sensor_size, c.input.output_size
+        rows.append({"name": name, "dataset": entry.dataset, "T": c.input.T, "input": f"{W}x{H} -> 2x{h}x{w}",
                      "params": f"{parameters(StcSNN(c)):,}", "trained": trained, "accuracy": accuracy,
                      "split": split, "hub": entry.hub_repo})
     if args.json:
@@ -87,23 +86,22 @@ def info(args) -> None:
         print(f"zoo entry  {entry.name}: {entry.dataset}, Hub repo {entry.hub_repo}")
         print(f"train with {entry.train_command}")
     try:
-        folder = hub.checkpoint_folder(args.model, revision=args.revision)
+        model = load_model(args)
     except WeightsUnavailableError as err:
         print(f"\nweights    none ({err})\n\nconfig.json (of the untrained architecture):")
         print(json.dumps(entry.config.to_dict(), indent=2))
         return
-    model = StcSNN.from_folder(folder)
+    folder = model.checkpoint_folder
     print(f"weights    {folder} ({parameters(model):,} parameters)\n\nconfig.json:")
     print(json.dumps(model.config.to_dict(), indent=2))
-    card = folder / hub.CARD_NAME
-    print(f"\n{hub.CARD_NAME}:\n{card.read_text()}" if card.is_file() else "\n(no model card in this folder)")
+    card = folder / CARD_NAME
+    print(f"\n{CARD_NAME}:\n{card.read_text()}" if card.is_file() else "\n(no model card in this folder)")
 
 
 def predict(args) -> list[dict]:
     """Classify each file; a file that cannot be read is reported and the rest still run."""
-    check_device(args.device)
     model = load_model(args).fuse_for_inference()
-    names = model.config.class_names or tuple(str(i) for i in range(model.config.num_classes))
+    names = model.config.labels
     results, failed = [], 0
     warmed = False
     for path in args.files:
@@ -134,9 +132,8 @@ def predict(args) -> list[dict]:
 
 def bench(args) -> dict:
     """End-to-end latency (batch 1) and throughput (batch N): raw events -> logits."""
-    check_device(args.device)
     model = load_model(args).fuse_for_inference()
-    sensor = model.config.sensor_size
+    sensor = model.config.input.sensor_size
     if args.events:
         streams = [read_event_file(args.events)]
         source = f"{args.events} ({len(streams[0]):,} events)"
@@ -178,23 +175,24 @@ def show(args) -> None:
 
     model = load_model(args)
     events = read_event_file(args.file)
-    out = draw(model, events, args.out, title=f"{Path(args.file).name} · {args.model}")
+    out = draw(model, events, args.out, title=f"{Path(args.file).name} · {args.model}",
+               label=args.label or Path(args.file).parent.name)
     print(f"wrote {out}")
 
 
 def evaluate(args) -> dict:
-    """Accuracy of MODEL on a dataset split; prints one JSON line."""
+    """Accuracy of MODEL on a dataset split, or on the hold-out its card states (``--split val``); one JSON line."""
     model = load_model(args)
-    reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
-    dataset = READERS[reader](args.data, args.split, download=args.download)
-    X, y = compress_dataset(dataset, model.compression, args.cache_dir, desc=f"compressing {args.split}")
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(X), args.batch_size):
-            xb = X[start:start + args.batch_size].transpose(0, 1).to(model.fc1.weight.device)
-            correct += int((model(xb).argmax(-1).cpu() == y[start:start + args.batch_size]).sum())
+    if args.split == "val":  # the recordings the card's accuracy was measured on, drawn as it says
+        stated = stated_result(model.checkpoint_folder)
+        dataset, indices = held_out(args.data, stated, download=args.download)
+    else:
+        reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
+        dataset, indices = READERS[reader](args.data, args.split, download=args.download), None
+    X, y = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
+                            indices=indices)
     result = {"model": args.model, "data": str(args.data), "split": args.split, "samples": len(X),
-              "accuracy": round(correct / max(len(X), 1), 6)}
+              "accuracy": round(accuracy(model.network, X, y, args.batch_size), 6)}
     print(json.dumps(result))
     return result
 
@@ -205,6 +203,7 @@ MODEL_HELP = "zoo name, checkpoint folder or Hub repo id (org/name)"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stc-zoo", description="Spiking networks for event cameras.")
+    parser.add_argument("--version", action="version", version=f"stc-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help: str, model: str | None = "model") -> argparse.ArgumentParser:
@@ -242,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     sh = command("show", show, "picture of a recording: events, compressed steps, spikes per layer", "--model")
     sh.add_argument("file", type=Path, help="event file (.bin, .aedat, .npy)")
     sh.add_argument("--out", type=Path, required=True, help="image to write (.png, .pdf, .svg)")
+    sh.add_argument("--label", help="the recording's true class (default: its folder's name, if that is a class)")
 
     ev = command("evaluate", evaluate, "accuracy of a model on a dataset split (one JSON line)")
     ev.add_argument("--data", required=True, help="dataset root in its published layout")
-    ev.add_argument("--split", choices=("train", "test"), default="test")
+    ev.add_argument("--split", choices=("train", "test", "val"), default="test",
+                    help="a split of --data, or val: the hold-out the model card states its accuracy on")
     ev.add_argument("--dataset", choices=sorted(READERS), help="reader (default: the zoo entry's, else nmnist)")
     ev.add_argument("--download", action="store_true", help="fetch the dataset through tonic if missing")
     ev.add_argument("--batch-size", type=int, default=128)

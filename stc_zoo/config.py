@@ -1,4 +1,13 @@
-"""The configuration of an StcSNN: every choice of DESIGN.md is a field here."""
+"""What a checkpoint's ``config.json`` holds: the input pipeline, the network and the class names.
+
+Every choice of the method (docs/DESIGN.md) is a field of one of two frozen sections:
+
+* ``InputConfig``: events -> ``[T, B, 2, H', W']`` synaptic current (the compression's parameters);
+* ``NetworkConfig``: the spiking network on that current (blocks, neurons, classifier).
+
+``StcConfig`` composes them with the class names and is immutable: nothing about a checkpoint's
+form (e.g. folded BatchNorm) lives here; that is read from the weights themselves.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +17,57 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import CheckpointError
-from .kernels.compress_ref import pooled_size
-from .kernels.scb_tail_ref import RESETS
-from .kernels.surrogate import SURROGATES
-from .transforms import SpatioTemporalCompression
+from .kernels.compress_ref import SPLITS, pooled_size
+from .layers import MultiThresholdLIF
 
 # Bump when a saved config or state dict changes meaning; loaders refuse newer versions.
-FORMAT_VERSION = 1
+# Version 1 was one flat object with a ``bn_folded`` field; ``_upgrade_v1`` reads it.
+FORMAT_VERSION = 2
 POOLS = ("max", "avg")
 
 
-@dataclass
-class StcConfig:
-    """Architecture and input pipeline of an StcSNN.
+def _need(ok: bool, section: str, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{section}: {what}")
 
-    Input pipeline (events -> ``[T, B, 2, H', W']``): ``sensor_size`` is ``(W, H)``; the events are
-    cut into ``T * ratio`` fine bins ``split_by`` count or time, compressed ``ratio``:1 in time with
-    weights ``decay ** age`` and sum-pooled ``spatial``:1 in space.
-    Network: one SynapticConvBlock per entry of ``channels``, each followed by 2x2 ``pool``ing, then
-    ``Linear(hidden) -> MT-LIF -> Linear(num_classes)``; logits are the mean over the T steps.
-    """
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Events -> ``[T, B, 2, H', W']``: the events of a ``(W, H)`` sensor are cut into ``T * ratio``
+    fine bins ``split_by`` count or time, compressed ``ratio``:1 in time with weights
+    ``decay ** age`` and sum-pooled ``spatial``:1 in space."""
 
     sensor_size: tuple[int, int] = (34, 34)
-    num_classes: int = 10
-    class_names: tuple[str, ...] = ()
-    # spatio-temporal compression
     T: int = 4
     ratio: int = 4
     split_by: str = "number"
     spatial: int = 1
     decay: float = 1.0
-    # network
+
+    def __post_init__(self):
+        # JSON and tonic give lists or (W, H, P); keep (W, H) tuples so configs compare equal.
+        object.__setattr__(self, "sensor_size", tuple(int(v) for v in self.sensor_size)[:2])
+        _need(len(self.sensor_size) == 2 and min(self.sensor_size) > 0, "input",
+              f"sensor_size must be (W, H) or (W, H, P), got {self.sensor_size}")
+        _need(self.split_by in SPLITS, "input", f"split_by must be one of {SPLITS}, got {self.split_by!r}")
+        for name in ("T", "ratio", "spatial"):
+            value = getattr(self, name)
+            _need(isinstance(value, int) and value >= 1, "input", f"{name} must be a positive integer, got {value!r}")
+        _need(isinstance(self.decay, (int, float)) and 0.0 < self.decay <= 1.0, "input",
+              f"decay must be in (0, 1], got {self.decay!r}")
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """``(H', W')`` of the compressed frames."""
+        return pooled_size(self.sensor_size, self.spatial)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """One SynapticConvBlock per entry of ``channels``, each followed by 2x2 ``pool``ing, then
+    ``Linear(hidden) -> MT-LIF -> Linear(num_classes)``; logits are the mean over the steps."""
+
+    num_classes: int = 10
     channels: tuple[int, ...] = (32, 64)
     kernel_size: int = 3
     pool: str = "max"
@@ -53,74 +82,98 @@ class StcConfig:
     detach_reset: bool = False
     surrogate: str = "rectangular"
     surrogate_alpha: float = 1.0
-    # checkpoint form
-    bn_folded: bool = False
-    format_version: int = field(default=FORMAT_VERSION)
 
     def __post_init__(self):
-        # JSON gives lists; keep tuples so configs compare and hash the same after a round trip.
-        self.sensor_size = tuple(int(v) for v in self.sensor_size)
-        self.channels = tuple(int(v) for v in self.channels)
-        self.class_names = tuple(str(v) for v in self.class_names)
-        self.validate()
+        object.__setattr__(self, "channels", tuple(int(v) for v in self.channels))
+        _need(isinstance(self.num_classes, int) and self.num_classes >= 2, "network",
+              f"num_classes must be an integer >= 2, got {self.num_classes!r}")
+        for name in ("kernel_size", "hidden", "k_t"):
+            value = getattr(self, name)
+            _need(isinstance(value, int) and value >= 1, "network", f"{name} must be a positive integer, got {value!r}")
+        _need(self.kernel_size % 2 == 1, "network", f"kernel_size must be odd, got {self.kernel_size}")
+        _need(len(self.channels) >= 1 and min(self.channels) >= 1, "network",
+              f"channels must be positive, got {self.channels}")
+        _need(self.pool in POOLS, "network", f"pool must be one of {POOLS}, got {self.pool!r}")
+        _need(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "network",
+              f"dropout must be in [0, 1), got {self.dropout!r}")
+        try:
+            MultiThresholdLIF.check_args(**self.neuron_kwargs())
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"network: {err}") from None
 
-    def validate(self) -> None:
-        def need(ok: bool, what: str):
-            if not ok:
-                raise ValueError(f"StcConfig: {what}")
+    def neuron_kwargs(self) -> dict:
+        """The MultiThresholdLIF arguments every spiking layer of the network shares."""
+        return dict(K=self.K, v_th=self.v_th, tau_init=self.tau_init, reset=self.reset,
+                    detach_reset=self.detach_reset, surrogate=self.surrogate, alpha=self.surrogate_alpha)
 
-        need(len(self.sensor_size) == 2 and min(self.sensor_size) > 0, f"sensor_size must be (W, H), got {self.sensor_size}")
-        need(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
-        need(not self.class_names or len(self.class_names) == self.num_classes,
-             f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
-        self.compression()  # validates T, ratio, split_by, spatial, decay
-        for name in ("kernel_size", "hidden", "k_t", "K"):
-            need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.kernel_size % 2 == 1, f"kernel_size must be odd, got {self.kernel_size}")
-        need(len(self.channels) >= 1 and min(self.channels) >= 1, f"channels must be positive, got {self.channels}")
-        need(self.pool in POOLS, f"pool must be one of {POOLS}, got {self.pool!r}")
-        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        need(self.v_th > 0, f"v_th must be > 0, got {self.v_th}")
-        need(self.tau_init > 1, f"tau_init must be > 1, got {self.tau_init}")
-        need(self.reset in RESETS, f"reset must be one of {RESETS}, got {self.reset!r}")
-        need(self.surrogate in SURROGATES, f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
-        need(self.surrogate_alpha > 0, f"surrogate_alpha must be > 0, got {self.surrogate_alpha}")
-        H, W = self.input_size
-        need(min(H, W) >> len(self.channels) >= 1,
-             f"a {H}x{W} input cannot be pooled 2x2 {len(self.channels)} times; use fewer blocks or less spatial pooling")
+
+SECTIONS = {"input": InputConfig, "network": NetworkConfig}
+
+
+@dataclass(frozen=True)
+class StcConfig:
+    """The input pipeline, the network and the class names of one model (immutable)."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "class_names", tuple(str(v) for v in self.class_names))
+        n = self.network.num_classes
+        _need(not self.class_names or len(self.class_names) == n, "config",
+              f"class_names has {len(self.class_names)} names for {n} classes")
+        H, W = self.input.output_size
+        blocks = len(self.network.channels)
+        _need(min(H, W) >> blocks >= 1, "config",
+              f"a {H}x{W} input cannot be pooled 2x2 {blocks} times; use fewer blocks or less spatial pooling")
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        """``(H', W')`` of the compressed frames the network takes."""
-        return pooled_size(self.sensor_size, self.spatial)
-
-    def compression(self) -> SpatioTemporalCompression:
-        """The transform from events to this config's ``[T, 2, H', W']`` network input."""
-        return SpatioTemporalCompression(self.sensor_size, self.T, self.ratio, self.split_by, self.spatial, self.decay)
+    def labels(self) -> tuple[str, ...]:
+        """A display name per class: ``class_names``, else the class indices."""
+        return self.class_names or tuple(str(i) for i in range(self.network.num_classes))
 
     def replace(self, **changes) -> StcConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with fields changed by their plain names (``T=8``, ``channels=(16,)``, ``class_names=...``).
+
+        Every field name is unique across the sections, so ``--set T=8`` needs no section prefix.
+        """
+        sections = {name: {} for name in SECTIONS}
+        top = {}
+        for key, value in changes.items():
+            owner = next((s for s, cls in SECTIONS.items() if key in _field_names(cls)), None)
+            if owner is not None:
+                sections[owner][key] = value
+            elif key in ("class_names",):
+                top[key] = value
+            else:
+                raise ValueError(f"unknown config field {key!r}; known: {sorted(field_names())}")
+        parts = {s: dataclasses.replace(getattr(self, s), **v) for s, v in sections.items() if v}
+        return dataclasses.replace(self, **parts, **top)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The ``config.json`` form (current format version)."""
+        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> StcConfig:
-        """Strict inverse of ``to_dict``: unknown fields or a newer format version are errors."""
+        """Strict inverse of ``to_dict`` (also reads format version 1); errors name ``source``."""
         if not isinstance(data, dict):
             raise CheckpointError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        version = data.get("format_version", FORMAT_VERSION)
+        data = dict(data)
+        version = data.pop("format_version", 1)
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{source}: format_version {version!r} is newer than this stc-zoo understands "
-                f"({FORMAT_VERSION}); upgrade stc-zoo"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+            raise CheckpointError(f"{source}: format_version {version!r} is newer than this stc-zoo understands "
+                                  f"({FORMAT_VERSION}); upgrade stc-zoo")
+        if version == 1:
+            data = _upgrade_v1(data, source)
+        unknown = sorted(set(data) - {"input", "network", "class_names"})
+        unknown += [f"{s}.{k}" for s, c in SECTIONS.items() for k in sorted(set(data.get(s, {})) - _field_names(c))]
         if unknown:
             raise CheckpointError(f"{source}: unknown config fields {unknown}")
         try:
-            return cls(**data)
+            return cls(**{s: c(**data.get(s, {})) for s, c in SECTIONS.items()},
+                       class_names=data.get("class_names", ()))
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{source}: {err}") from None
 
@@ -132,3 +185,25 @@ class StcConfig:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: cannot read config ({err})") from None
         return cls.from_dict(data, source=str(path))
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def field_names() -> set[str]:
+    """Every field ``StcConfig.replace`` accepts."""
+    return set().union(*(_field_names(c) for c in SECTIONS.values()), {"class_names"})
+
+
+def _upgrade_v1(flat: dict, source: str) -> dict:
+    """Format 1 (one flat object) -> format 2 sections. Its ``bn_folded`` is dropped: the weights
+    show whether BatchNorm is folded, and loading checks them against the config."""
+    flat = dict(flat)
+    flat.pop("bn_folded", None)
+    unknown = sorted(set(flat) - field_names())
+    if unknown:
+        raise CheckpointError(f"{source}: unknown config fields {unknown}")
+    data = {s: {k: v for k, v in flat.items() if k in _field_names(c)} for s, c in SECTIONS.items()}
+    data["class_names"] = flat.get("class_names", ())
+    return data

@@ -1,23 +1,32 @@
 """``python -m stc_zoo.demo``: run a zoo model on event recordings and say what it did and how fast.
 
-Uses the trained ``nmnist-t4`` when it has weights, else an untrained model of the same
-architecture (and says so). Reads real N-MNIST recordings from ``--data`` when present, else
-makes synthetic events (and says so).
+Uses the zoo entry's trained weights when it has them, else an untrained model of the same
+architecture (and says so). Reads recordings of the entry's own dataset from ``--data`` (default:
+the ``STC_ZOO_DATA`` environment variable; ``make demo`` points it at the N-MNIST subset when that
+is present), picking them from the hold-out the model card states, so the accuracy shown is not
+on training data. With no data folder it makes synthetic events (and says so). A folder that does
+not hold the entry's dataset is refused: a gesture model is never shown digits.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import NMNIST, stratified_split, synthetic_events
-from .errors import WeightsUnavailableError
-from .model import StcSNN
+from .data import READERS, synthetic_events
+from .errors import StcError, WeightsUnavailableError
+from .hub.verify import held_out, stated_result
+from .model import StcSNN, create_model
+from .network import record_spikes
 from .timing import median_ms
-from .zoo import create_model, get_entry
+from .zoo import ZooEntry, get_entry
+
+DATA_ENV = "STC_ZOO_DATA"
 
 
 def load_model(name: str) -> tuple[StcSNN, bool]:
@@ -28,58 +37,61 @@ def load_model(name: str) -> tuple[StcSNN, bool]:
         return create_model(name).eval(), False
 
 
-def load_samples(data: Path, n: int, sensor: tuple[int, int]) -> tuple[list[np.ndarray], list[int] | None, str]:
-    """``n`` recordings of an N-MNIST folder, spread over the classes, or synthetic events.
+def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
+                 ) -> tuple[list[np.ndarray], list[int] | None, str]:
+    """``n`` recordings of ``entry``'s dataset under ``data``, spread over the classes, or synthetic events.
 
-    Picks from the 10%-per-class, seed-0 hold-out that the bundled nmnist-t4 never trained on
-    (its card states that split), so the accuracy printed is not on training data.
+    A trained model's recordings come from the hold-out its card states; an untrained one's from
+    the dataset's training split. StcError when ``data`` exists but is not that dataset.
     """
-    try:
-        dataset = NMNIST(data, "train")
-        _, held = stratified_split(dataset.targets, 0.1, seed=0)
-        picks = [held[i] for i in np.linspace(0, len(held) - 1, min(n, len(held))).astype(int)]
-        return ([dataset.load_events(i) for i in picks], [dataset.targets[i] for i in picks],
-                f"{len(picks)} real N-MNIST recordings from {data}, from the validation hold-out "
-                "(10% per class, seed 0) that nmnist-t4 was not trained on")
-    except FileNotFoundError:
+    sensor = model.config.input.sensor_size
+    if data is None or not data.exists():
         samples = [synthetic_events(sensor, 4000, seed) for seed in range(n)]
-        return samples, None, f"{n} SYNTHETIC event streams (no N-MNIST folder at {data})"
+        where = f"no data folder at {data}" if data else f"no --data and no {DATA_ENV}"
+        return samples, None, f"{n} SYNTHETIC event streams ({where})"
+    try:
+        if model.checkpoint_folder is not None:
+            stated = stated_result(model.checkpoint_folder)
+            dataset, pool = held_out(data, stated)
+            what = f"from the validation hold-out the card states ({stated.describe()}), not trained on"
+        else:
+            dataset = READERS[entry.reader](data, "train")
+            pool, what = list(range(len(dataset))), "from its train split (the model is untrained)"
+    except (FileNotFoundError, StcError) as err:
+        raise StcError(f"--data {data}: not a {entry.dataset} folder, which {entry.name} takes "
+                       f"({entry.data_hint}): {err}") from None
+    picks = [pool[i] for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
+    return ([dataset.load_events(i) for i in picks], [dataset.targets[i] for i in picks],
+            f"{len(picks)} real {entry.dataset} recordings from {data}, {what}")
 
 
 def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
     """Mean spike count per neuron per step of every MT-LIF layer."""
-    return [(name, s.mean().item()) for name, s in model.forward_with_spikes(x)[1]]
+    return [(name, s.mean().item()) for name, s in record_spikes(model.network, x)[1]]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="nmnist-t4")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/nmnist-subset"))
-    parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=50, help="timed runs per measurement (median)")
-    args = parser.parse_args(argv)
-
+def run(args: argparse.Namespace) -> None:
     entry = get_entry(args.model)
     model, trained = load_model(args.model)
-    c = model.config
+    i = model.config.input
     params = sum(p.numel() for p in model.parameters())
     print(f"model   {args.model} ({entry.dataset}), {'trained' if trained else 'UNTRAINED'}, {params:,} parameters")
-    print(f"input   sensor {c.sensor_size[0]}x{c.sensor_size[1]} -> T={c.T} steps (ratio {c.ratio}, split by "
-          f"{c.split_by}, decay {c.decay}) x 2 x {c.input_size[0]}x{c.input_size[1]} (spatial /{c.spatial})")
+    print(f"input   sensor {i.sensor_size[0]}x{i.sensor_size[1]} -> T={i.T} steps (ratio {i.ratio}, split by "
+          f"{i.split_by}, decay {i.decay}) x 2 x {i.output_size[0]}x{i.output_size[1]} (spatial /{i.spatial})")
     model.fuse_for_inference()
 
-    samples, labels, source = load_samples(args.data, args.samples, c.sensor_size)
+    samples, labels, source = load_samples(model, entry, args.data, args.samples)
     print(f"data    {source}\n")
     probs = model.predict_proba(samples)
-    names = c.class_names or tuple(str(i) for i in range(c.num_classes))
+    names = model.config.labels
     print(f"{'#':>3} {'events':>7} {'label':>6} {'predicted':>10} {'confidence':>11}")
-    for i, (ev, p) in enumerate(zip(samples, probs)):
-        label = names[labels[i]] if labels else "-"
-        print(f"{i:>3} {len(ev):>7} {label:>6} {names[int(p.argmax())]:>10} {p.max().item():>11.3f}")
+    for k, (ev, p) in enumerate(zip(samples, probs)):
+        label = names[labels[k]] if labels else "-"
+        print(f"{k:>3} {len(ev):>7} {label:>6} {names[int(p.argmax())]:>10} {p.max().item():>11.3f}")
     if labels:
         correct = int((probs.argmax(-1) == torch.tensor(labels)).sum())
         print(f"accuracy on these {len(labels)}: {correct}/{len(labels)}"
-              + ("" if trained else " (untrained model: chance is 10%)"))
+              + ("" if trained else f" (untrained model: chance is {100 / len(names):.0f}%)"))
 
     one = samples[:1]
     x = model.compress(one)
@@ -91,10 +103,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  compression (events -> [T, 1, 2, H, W])  {t_comp:8.3f} ms")
     print(f"  network (BN folded, torch reference)     {t_net:8.3f} ms")
     print(f"  end to end (raw events -> logits)        {t_all:8.3f} ms")
-    print("\nspike activity (mean count per neuron per step, K = %d):" % c.K)
+    print("\nspike activity (mean count per neuron per step, K = %d):" % model.config.network.K)
     for name, rate in spike_rates(model, model.compress(samples)):
         print(f"  {name:<12} {rate:.4f}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stc_zoo.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="nmnist-t4", help="zoo name (default nmnist-t4)")
+    parser.add_argument("--data", type=Path, default=os.environ.get(DATA_ENV) or None,
+                        help=f"the entry's dataset in its published layout (default: ${DATA_ENV})")
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per measurement (median)")
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except StcError as err:
+        print(f"demo: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

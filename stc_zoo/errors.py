@@ -23,3 +23,18 @@ class WeightsUnavailableError(StcError, LookupError):
 
 class HubError(StcError, OSError):
     """The Hub could not deliver a checkpoint: missing repo or revision, or unreachable with nothing cached."""
+
+
+class DeviceError(StcError, RuntimeError):
+    """A device or kernel backend that this machine cannot run (CUDA without a GPU, Triton on a CPU)."""
+
+
+class UnknownModelError(StcError, KeyError):
+    """A name that is no zoo entry (the message suggests close names)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetError(StcError, FileNotFoundError):
+    """A dataset folder is missing, is not the dataset asked for, or could not be downloaded."""

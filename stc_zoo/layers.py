@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from .kernels import ops
-from .kernels import surrogate as sg
-from .kernels.scb_tail_ref import RESETS, temporal_mix_ref
+from .kernels.scb_tail_ref import check_neuron, temporal_mix_ref
 
 
 class MultiThresholdLIF(nn.Module):
@@ -41,17 +40,27 @@ class MultiThresholdLIF(nn.Module):
                  alpha: float = 1.0, backend: str = "auto"):
         super().__init__()
         ops.check_backend(backend)
-        if K < 1:
-            raise ValueError(f"K must be >= 1, got {K}")
-        if tau_init <= 1.0:
-            raise ValueError(f"tau_init must be > 1, got {tau_init}")
-        if reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-        sg.check_surrogate(surrogate)
-        self.K, self.v_th, self.reset, self.detach_reset = K, v_th, reset, detach_reset
+        self.check_args(K, v_th, tau_init, reset, detach_reset, surrogate, alpha)
+        # ``reset_mode``, not ``reset``: ``reset()`` is the method SpikingJelly's reset_net calls.
+        self.K, self.v_th, self.reset_mode, self.detach_reset = K, v_th, reset, detach_reset
         self.surrogate, self.alpha, self.backend = surrogate, alpha, backend
         # sigmoid(a) = 1/tau  <=>  a = -log(tau - 1)
         self.a = nn.Parameter(torch.full((channels,), -math.log(tau_init - 1.0)))
+
+    @staticmethod
+    def check_args(K: int, v_th: float, tau_init: float, reset: str, detach_reset: bool, surrogate: str,
+                   alpha: float) -> None:
+        """ValueError naming the first argument a neuron cannot take (the one place this rule lives)."""
+        check_neuron(K, reset, surrogate)
+        for name, value, low in (("v_th", v_th, 0.0), ("tau_init", tau_init, 1.0), ("alpha", alpha, 0.0)):
+            if not isinstance(value, (int, float)) or value <= low:
+                raise ValueError(f"{name} must be a number > {low:g}, got {value!r}")
+        if not isinstance(detach_reset, bool):
+            raise ValueError(f"detach_reset must be true or false, got {detach_reset!r}")
+
+    def reset(self) -> None:
+        """No state to clear: the layer runs all T steps in one call and keeps no membrane between
+        calls. Present so SpikingJelly's ``functional.reset_net`` works on networks holding it."""
 
     @property
     def tau(self) -> torch.Tensor:
@@ -60,11 +69,11 @@ class MultiThresholdLIF(nn.Module):
 
     def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
         """Spike counts for input current ``x``, after temporal mixing with taps ``mix [C, k_t]`` if given."""
-        return ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset,
+        return ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset_mode,
                             self.detach_reset, self.surrogate, self.alpha, backend=self.backend)
 
     def extra_repr(self) -> str:
-        return (f"{self.a.numel()}, K={self.K}, v_th={self.v_th}, reset={self.reset}, "
+        return (f"{self.a.numel()}, K={self.K}, v_th={self.v_th}, reset={self.reset_mode}, "
                 f"detach_reset={self.detach_reset}, surrogate={self.surrogate}, alpha={self.alpha}, "
                 f"backend={self.backend}")
 

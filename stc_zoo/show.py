@@ -15,6 +15,7 @@ import torch
 
 from .errors import StcError
 from .model import StcSNN
+from .network import record_spikes
 
 
 def _pyplot():
@@ -29,17 +30,28 @@ def _pyplot():
     return plt
 
 
-def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str = "") -> Path:
-    """Write the figure of one recording ``events`` through ``model`` to ``out``; returns its path."""
+def colorbar(fig, image, axes, what: str) -> None:
+    """One colour bar for a row of images that share a scale."""
+    bar = fig.colorbar(image, ax=list(axes), fraction=0.02, pad=0.01)
+    bar.set_label(what, fontsize=6)
+    bar.ax.tick_params(labelsize=6)
+
+
+def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str = "",
+         label: str | None = None) -> Path:
+    """Write the figure of one recording ``events`` through ``model`` to ``out``; returns its path.
+
+    ``label``: the recording's true class name; shown when it is one of the model's classes.
+    """
     plt = _pyplot()
     c = model.config
     x = model.compress(events)  # [T, 1, 2, H', W'] (also validates the events against the sensor)
-    logits, spikes = model.forward_with_spikes(x)
+    logits, spikes = record_spikes(model.network, x)
     probs = torch.softmax(logits, -1).cpu()
-    T, W, H = c.T, c.sensor_size[0], c.sensor_size[1]
+    T, (W, H) = c.input.T, c.input.sensor_size
     rows = 3 + len(spikes)
     cols = max(T, 3)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
 
@@ -52,7 +64,9 @@ def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str =
     rate = axes[0, 1]
     rate.axis("on")
     t = (events["t"] - events["t"].min()) / 1e3 if len(events) else np.zeros(0)
-    rate.hist([t[events["p"] == 1], t[events["p"] == 0]], bins=50, color=["tab:red", "tab:blue"], histtype="step")
+    rate.hist([t[events["p"] == 1], t[events["p"] == 0]], bins=50, color=["tab:red", "tab:blue"], histtype="step",
+              label=["ON", "OFF"])
+    rate.legend(fontsize=6)
     rate.set_title("events per bin over time", fontsize=8)
     rate.set_xlabel("ms", fontsize=7)
     rate.tick_params(labelsize=6)
@@ -61,9 +75,10 @@ def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str =
     current = x[:, 0].cpu()
     limit = float(current.abs().max()) or 1.0
     for step in range(T):
-        axes[1, step].imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu", vmin=-limit, vmax=limit,
-                             interpolation="nearest")
+        image = axes[1, step].imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu", vmin=-limit,
+                                     vmax=limit, interpolation="nearest")
         axes[1, step].set_title(f"step {step + 1}/{T}: ON - OFF", fontsize=8)
+    colorbar(fig, image, axes[1, :T], "synaptic current")
 
     # One row per spiking layer: spike counts (0..K) at each step, one colour scale per layer.
     for row, (name, s) in enumerate(spikes, start=2):
@@ -73,23 +88,27 @@ def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str =
             maps = torch.cat([maps, torch.full((T, side * side - maps.shape[1]), float("nan"))], 1).view(T, side, side)
         top = float(maps.nan_to_num().max()) or 1.0
         for step in range(T):
-            axes[row, step].imshow(maps[step].numpy(), cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+            image = axes[row, step].imshow(maps[step].numpy(), cmap="magma", vmin=0, vmax=top,
+                                           interpolation="nearest")
             axes[row, step].set_title(f"{name} t{step + 1}: {s[step].mean():.3f} spikes/neuron", fontsize=7)
+        colorbar(fig, image, axes[row, :T], "mean spike count")
 
     # Last row: the decision.
     bars = axes[rows - 1, 0]
     bars.axis("on")
-    names = c.class_names or tuple(str(i) for i in range(c.num_classes))
+    names = c.labels
     p = probs[0].numpy()
-    bars.bar(range(len(p)), p, color=["tab:green" if i == p.argmax() else "tab:gray" for i in range(len(p))])
+    truth = names.index(label) if label in names else None
+    bars.bar(range(len(p)), p, color=["tab:green" if i == p.argmax() else "tab:gray" for i in range(len(p))],
+             edgecolor=["black" if i == truth else "none" for i in range(len(p))])
     bars.set_xticks(range(len(p)), names, fontsize=6, rotation=90 if len(p) > 10 else 0)
-    bars.set_title(f"predicted {names[int(p.argmax())]} ({p.max():.2f})", fontsize=8)
+    verdict = "" if truth is None else f"; true {names[truth]} (outlined): {'right' if truth == p.argmax() else 'wrong'}"
+    bars.set_title(f"predicted {names[int(p.argmax())]} ({p.max():.2f}){verdict}", fontsize=8)
     bars.tick_params(labelsize=6)
 
     fig.suptitle(title or "stc-zoo", fontsize=10)
-    fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out

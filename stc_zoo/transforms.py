@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
 
 import numpy as np
 import torch
 
+from .config import InputConfig
 from .data.events import check_events
 from .kernels import ops
-from .kernels.compress_ref import SPLITS, pooled_size
 
 
 def pack_events(
@@ -24,7 +24,6 @@ def pack_events(
     return (*fields, offsets)
 
 
-@dataclass(frozen=True)
 class SpatioTemporalCompression:
     """Events -> ``[T, 2, H', W']`` float32 synaptic current, built in one pass over the events.
 
@@ -33,7 +32,8 @@ class SpatioTemporalCompression:
     ``n_time_bins``; each run of ``ratio`` fine bins becomes one step, fine bin ``i`` of the run
     weighted ``decay ** (ratio - 1 - i)``; space is sum-pooled by ``spatial``:
     ``(H', W') = (ceil(H / spatial), ceil(W / spatial))``. With ``ratio = 1, decay = 1,
-    spatial = 1`` the result equals ``ToFrame``.
+    spatial = 1`` the result equals ``ToFrame``. Every event array is checked first
+    (``stc_zoo.data.check_events``): bad events are an error, never a silently wrong frame.
 
     Args:
         sensor_size: ``(W, H)`` or tonic's ``(W, H, P)``.
@@ -44,41 +44,34 @@ class SpatioTemporalCompression:
         decay: lam in (0, 1]; 1 is a plain sum.
         backend: ``"auto"`` (Triton kernel for CUDA devices, PyTorch elsewhere), ``"triton"``
             or ``"torch"``; both give the same frames.
+    The parameters live in ``self.config`` (an ``InputConfig``, where they are validated).
     """
 
-    sensor_size: tuple[int, ...]
-    T: int
-    ratio: int = 1
-    split_by: str = "number"
-    spatial: int = 1
-    decay: float = 1.0
-    backend: str = "auto"
+    def __init__(self, sensor_size: tuple[int, ...], T: int, ratio: int = 1, split_by: str = "number",
+                 spatial: int = 1, decay: float = 1.0, backend: str = "auto"):
+        self.config = InputConfig(tuple(sensor_size), T, ratio, split_by, spatial, decay)
+        ops.check_backend(backend)
+        self.backend = backend
 
-    def __post_init__(self):
-        ops.check_backend(self.backend)
-        if self.split_by not in SPLITS:
-            raise ValueError(f"split_by must be one of {SPLITS}, got {self.split_by!r}")
-        for name in ("T", "ratio", "spatial"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not 0.0 < self.decay <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
-        if len(self.sensor_size) not in (2, 3):
-            raise ValueError(f"sensor_size must be (W, H) or (W, H, P), got {self.sensor_size}")
+    @classmethod
+    def from_config(cls, config: InputConfig, backend: str = "auto") -> SpatioTemporalCompression:
+        return cls(**dataclasses.asdict(config), backend=backend)
+
+    def __repr__(self) -> str:
+        return f"SpatioTemporalCompression({self.config}, backend={self.backend!r})"
 
     @property
     def output_size(self) -> tuple[int, int]:
         """``(H', W')`` of the compressed frames."""
-        return pooled_size(tuple(self.sensor_size[:2]), self.spatial)
+        return self.config.output_size
 
     def batch(self, batch: Sequence[np.ndarray], device: torch.device | str | None = None) -> torch.Tensor:
         """Compress several event arrays at once: ``[T, B, 2, H', W']`` on ``device``."""
-        batch = [check_events(e, self.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
+        c = self.config
+        batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
         x, y, p, t, offsets = pack_events(batch, device)
-        return ops.compress_events(
-            x, y, p, t, offsets, tuple(self.sensor_size[:2]),
-            self.T, self.ratio, self.split_by, self.spatial, self.decay, backend=self.backend,
-        )
+        return ops.compress_events(x, y, p, t, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial,
+                                   c.decay, backend=self.backend)
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         """Compress one event array: ``[T, 2, H', W']``."""

@@ -1,7 +1,7 @@
 """The model zoo: named configs (``<dataset>-t<T>``), their Hub repositories, their weights.
 
 An entry is trained when real weights for it exist, on its Hub repo or bundled with the package
-(``stc_zoo.hub`` finds them); until then loading it raises WeightsUnavailableError with the
+(``stc_zoo.hub.resolve`` finds them); until then loading it raises WeightsUnavailableError with the
 command that trains it. Nothing is ever loaded under a
 dataset's name that was not trained on that dataset's recordings.
 """
@@ -12,7 +12,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import StcConfig
+from .errors import UnknownModelError
+from .config import InputConfig, NetworkConfig, StcConfig
 from .data.cifar10dvs import CLASSES as CIFAR10_CLASSES
 from .data.dvsgesture import CLASSES as GESTURE_CLASSES
 
@@ -46,10 +47,10 @@ _ENTRIES = [
         name="nmnist-t4",
         dataset="N-MNIST",
         reader="nmnist",
-        data_hint="PATH/TO/N-MNIST  (a folder with Train/ and Test/, e.g. ../shared/data/nmnist-subset)",
-        config=StcConfig(sensor_size=(34, 34), num_classes=10, class_names=tuple(str(d) for d in range(10)),
-                         T=4, ratio=4, split_by="number", spatial=1, decay=1.0,
-                         channels=(32, 64), hidden=128),
+        data_hint="PATH/TO/N-MNIST  (a folder with Train/ and/or Test/ in the dataset's own layout)",
+        config=StcConfig(InputConfig(sensor_size=(34, 34), T=4, ratio=4, split_by="number", spatial=1, decay=1.0),
+                         NetworkConfig(num_classes=10, channels=(32, 64), hidden=128),
+                         class_names=tuple(str(d) for d in range(10))),
         hub_repo="stc-zoo/nmnist-t4",
     ),
     ZooEntry(
@@ -57,9 +58,9 @@ _ENTRIES = [
         dataset="DVS128 Gesture",
         reader="dvsgesture",
         data_hint="PATH/TO/DvsGesture  (the extracted folder with trials_to_train.txt)",
-        config=StcConfig(sensor_size=(128, 128), num_classes=11, class_names=GESTURE_CLASSES,
-                         T=4, ratio=4, split_by="time", spatial=4, decay=1.0,
-                         channels=(64, 128, 128), hidden=256, dropout=0.3),
+        config=StcConfig(InputConfig(sensor_size=(128, 128), T=4, ratio=4, split_by="time", spatial=4, decay=1.0),
+                         NetworkConfig(num_classes=11, channels=(64, 128, 128), hidden=256, dropout=0.3),
+                         class_names=GESTURE_CLASSES),
         hub_repo="stc-zoo/dvsgesture-t4",
     ),
     ZooEntry(
@@ -67,9 +68,9 @@ _ENTRIES = [
         dataset="CIFAR10-DVS",
         reader="cifar10dvs",
         data_hint="PATH/TO/CIFAR10-DVS  (one folder per class of .aedat files)",
-        config=StcConfig(sensor_size=(128, 128), num_classes=10, class_names=CIFAR10_CLASSES,
-                         T=4, ratio=4, split_by="number", spatial=2, decay=1.0,
-                         channels=(64, 128, 128, 256), hidden=256, dropout=0.3),
+        config=StcConfig(InputConfig(sensor_size=(128, 128), T=4, ratio=4, split_by="number", spatial=2, decay=1.0),
+                         NetworkConfig(num_classes=10, channels=(64, 128, 128, 256), hidden=256, dropout=0.3),
+                         class_names=CIFAR10_CLASSES),
         hub_repo="stc-zoo/cifar10dvs-t4",
     ),
 ]
@@ -89,12 +90,6 @@ def suggest(name: str) -> str:
 
 def get_entry(name: str) -> ZooEntry:
     if name not in REGISTRY:
-        raise KeyError(f"no zoo model {name!r}{suggest(name)}; zoo: {', '.join(list_models())}")
+        raise UnknownModelError(f"no zoo model {name!r}{suggest(name)}; zoo: {', '.join(list_models())}")
     return REGISTRY[name]
 
-
-def create_model(name: str):
-    """A freshly initialised (untrained) StcSNN with the zoo entry's config."""
-    from .model import StcSNN
-
-    return StcSNN(get_entry(name).config)

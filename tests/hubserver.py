@@ -26,15 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIENT = Path(__file__).with_name("hub_client.py")
 
 
-def load_publish():
-    """hub/publish.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("publish", ROOT / "hub" / "publish.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["publish"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

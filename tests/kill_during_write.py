@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 pattern, nth, mode, *argv = sys.argv[1:]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-import train  # noqa: E402
+from stc_zoo import train
 
 real_replace, seen = os.replace, []
 

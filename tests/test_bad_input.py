@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventfiles import AEDAT31_HEADER, random_events, write_aedat2_cifar10dvs, write_aedat31, write_nmnist
-from stc_zoo import SpatioTemporalCompression, StcSNN, checksums, zoo
+from stc_zoo import SpatioTemporalCompression, StcSNN, zoo
+from stc_zoo.hub import checksums
 from stc_zoo.data import check_events, make_events, read_nmnist_file
 from stc_zoo.data.cifar10dvs import read_aedat2_cifar10dvs
 from stc_zoo.data.dvsgesture import read_aedat31

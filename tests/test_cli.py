@@ -40,8 +40,8 @@ def test_list_shows_every_entry_with_its_state(capsys):
     assert code == 0 and set(rows) == set(REGISTRY)
     for name, row in rows.items():
         c = get_entry(name).config
-        assert row["T"] == c.T and row["params"] == f"{sum(p.numel() for p in create_model(name).parameters()):,}"
-        assert row["input"].startswith(f"{c.sensor_size[0]}x{c.sensor_size[1]}")
+        assert row["T"] == c.input.T and row["params"] == f"{sum(p.numel() for p in create_model(name).parameters()):,}"
+        assert row["input"].startswith(f"{c.input.sensor_size[0]}x{c.input.sensor_size[1]}")
     assert rows["nmnist-t4"]["trained"] == "yes (bundled)" and rows["nmnist-t4"]["accuracy"] == "99.00%"
     assert "100 recordings held out of the train split" in rows["nmnist-t4"]["split"]
     assert rows["dvsgesture-t4"]["trained"] == "no" and rows["dvsgesture-t4"]["accuracy"] == "-"
@@ -86,7 +86,7 @@ def test_predict_reports_a_bad_file_and_still_classifies_the_rest(capsys, record
 
 def test_predict_reads_both_aedat_versions(capsys, tmp_path):
     torch.manual_seed(0)
-    StcSNN(StcConfig(sensor_size=(128, 128), num_classes=3, T=2, spatial=4, channels=(4,), hidden=8)
+    StcSNN(StcConfig().replace(sensor_size=(128, 128), num_classes=3, T=2, spatial=4, channels=(4,), hidden=8)
            ).save_pretrained(tmp_path / "model")
     rng = np.random.default_rng(1)
     events = random_events(rng, 500, 128, 128, 200_000)

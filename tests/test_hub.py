@@ -13,10 +13,11 @@ import torch
 
 from hub_client import digest
 from hubserver import HubServer, free_port, run_client
-from stc_zoo import StcConfig, StcSNN, checksums
+from stc_zoo import StcConfig, StcSNN
+from stc_zoo.hub import checksums
 from stc_zoo.zoo import get_entry
 
-TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, channels=(4,), hidden=8)
+TINY = StcConfig().replace(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, channels=(4,), hidden=8)
 BUNDLED = get_entry("nmnist-t4").bundled
 
 
@@ -37,7 +38,7 @@ def hub(tmp_path_factory):
     v1 = StcSNN.from_pretrained(BUNDLED)
     v2 = StcSNN.from_pretrained(BUNDLED)
     with torch.no_grad():
-        v2.fc2.weight.add_(0.01)
+        v2.network.fc2.weight.add_(0.01)
     server.v1_commit = server.publish("stc-zoo/nmnist-t4", BUNDLED, tag="v1")
     server.publish("stc-zoo/nmnist-t4", save_checkpoint(v2, root / "v2", card_from=BUNDLED))
     torch.manual_seed(0)
@@ -151,7 +152,7 @@ def test_an_unreachable_endpoint_is_a_clear_error_for_a_hub_id(tmp_path):
 
 def test_bundled_fallback_is_logged_once_in_process(caplog):
     # conftest makes this process offline: the Hub "cannot be reached".
-    from stc_zoo import hub as hub_module
+    from stc_zoo.hub import resolve as hub_module
 
     hub_module._fallbacks_logged.discard("nmnist-t4")
     with caplog.at_level(logging.WARNING, logger="stc_zoo"):

@@ -219,7 +219,7 @@ def test_kernel_offsets_do_not_overflow_32_bits():
 
 # ---------------------------------------------------------------------------------- the model
 def tiny_config(**changes):
-    return StcConfig(sensor_size=(16, 12), num_classes=5, T=3, ratio=2, channels=(4, 6), hidden=10,
+    return StcConfig().replace(sensor_size=(16, 12), num_classes=5, T=3, ratio=2, channels=(4, 6), hidden=10,
                      k_t=2, K=3, **changes)
 
 
@@ -228,7 +228,7 @@ def test_model_logits_and_gradients_equal_across_backends(reset):
     torch.manual_seed(0)
     model = StcSNN(tiny_config(reset=reset)).to(DEVICE).double()
     with torch.no_grad():  # make every layer spike
-        for block in model.blocks:
+        for block in model.network.blocks:
             block.conv.weight.mul_(3)
     x = (torch.rand(3, 2, 2, 12, 16, dtype=torch.float64) * 2).to(DEVICE)
     outs = {}

@@ -1,5 +1,6 @@
 """StcSNN: shapes, input checks, BN folding, save/load through the Hub mixin, the zoo registry."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,14 +11,15 @@ from safetensors.torch import load_file, save_file
 from eventfiles import SUBSET, random_events
 from stc_zoo import (CheckpointError, InputError, StcConfig, StcSNN, WeightsUnavailableError, create_model,
                      list_models)
-from stc_zoo.card import read_card
+from stc_zoo.hub import checksums
+from stc_zoo.hub.card import read_card
 from stc_zoo.config import FORMAT_VERSION
 from stc_zoo.data import NMNIST, stratified_split
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.zoo import get_entry
 
 
-TINY = StcConfig(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, split_by="time", spatial=2,
+TINY = StcConfig().replace(sensor_size=(13, 11), num_classes=3, T=3, ratio=2, split_by="time", spatial=2,
                  decay=0.8, channels=(4, 6), hidden=8, K=3, k_t=2)
 
 
@@ -25,13 +27,13 @@ def randomise(model: StcSNN) -> StcSNN:
     """Trained-looking parameters and BN statistics, so spikes fire and folding has work to do."""
     torch.manual_seed(1)
     with torch.no_grad():
-        for block in model.blocks:
+        for block in model.network.blocks:
             block.conv.weight.mul_(3)
             block.bn.running_mean.uniform_(-0.2, 0.2)
             block.bn.running_var.uniform_(0.5, 1.5)
             block.bn.weight.uniform_(0.8, 1.5)
             block.mix.weight.add_(torch.randn_like(block.mix.weight) * 0.3)
-        model.fc1.weight.mul_(4)
+        model.network.fc1.weight.mul_(4)
     return model.eval()
 
 
@@ -77,7 +79,7 @@ def test_fuse_for_inference_keeps_the_logits():
     x = model.compress(events_batch()).double()
     before = model(x)
     model.fuse_for_inference()
-    assert model.config.bn_folded and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert model.network.bn_folded and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(model(x), before, rtol=1e-10, atol=1e-10)
 
 
@@ -87,20 +89,31 @@ def test_save_and_load_round_trip_gives_identical_logits(tmp_path, fused):
     if fused:
         model.fuse_for_inference()
     model.save_pretrained(tmp_path / "ck")
-    assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "ck").iterdir()}
+    assert {p.name for p in (tmp_path / "ck").iterdir()} == {"config.json", "model.safetensors", "SHA256SUMS",
+                                                              "README.md"}
     saved = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert saved["bn_folded"] is fused and saved["format_version"] == FORMAT_VERSION
+    assert saved["format_version"] == FORMAT_VERSION and "bn_folded" not in saved
     loaded = StcSNN.from_pretrained(tmp_path / "ck")
-    assert loaded.config == model.config and not loaded.training
+    assert loaded.config == model.config and not loaded.training and loaded.network.bn_folded is fused
     x = model.compress(events_batch())
     assert torch.equal(loaded(x), model(x))
 
 
-def test_config_json_round_trip_and_caller_config_untouched():
-    config = TINY.replace()
-    StcSNN(config).fuse_for_inference()
-    assert config.bn_folded is False
+def test_config_json_round_trip_and_config_is_immutable():
     assert StcConfig.from_dict(json.loads(json.dumps(TINY.to_dict()))) == TINY
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TINY.input.T = 5
+    assert TINY.replace(T=5).input.T == 5 and TINY.input.T == 3
+
+
+def test_format_version_1_configs_still_load(tmp_path):
+    """Version 1 was one flat object with bn_folded; the bundled nmnist-t4 is still written in it."""
+    flat = {**dataclasses.asdict(TINY.input), **dataclasses.asdict(TINY.network), "class_names": [],
+            "bn_folded": True, "format_version": 1}
+    assert StcConfig.from_dict(json.loads(json.dumps(flat))) == TINY
+    assert json.loads((get_entry("nmnist-t4").bundled / "config.json").read_text())["format_version"] == 1
+    with pytest.raises(CheckpointError, match="unknown config fields \\['n_heads'\\]"):
+        StcConfig.from_dict({**flat, "n_heads": 2})
 
 
 @pytest.fixture()
@@ -109,9 +122,13 @@ def checkpoint(tmp_path):
     return tmp_path
 
 
-def edit_config(folder, **changes):
+def edit_config(folder, section=None, **changes):
+    """Change config.json (top level or one section) and re-sign it, as a careless hand edit would."""
     path = folder / "config.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    data = json.loads(path.read_text())
+    (data[section] if section else data).update(changes)
+    path.write_text(json.dumps(data))
+    checksums.write(folder)
 
 
 def test_newer_format_version_is_refused(checkpoint):
@@ -127,7 +144,7 @@ def test_unknown_config_field_is_refused(checkpoint):
 
 
 def test_config_that_changes_shapes_is_refused(checkpoint):
-    edit_config(checkpoint, hidden=9)
+    edit_config(checkpoint, "network", hidden=9)
     with pytest.raises(CheckpointError, match="model.safetensors.*shapes.*fc1.weight"):
         StcSNN.from_pretrained(checkpoint)
 
@@ -138,6 +155,7 @@ def test_missing_and_extra_tensors_are_refused(checkpoint):
     state.pop("fc2.bias")
     state["extra.weight"] = torch.zeros(2)
     save_file(state, path)
+    checksums.write(checkpoint)
     with pytest.raises(CheckpointError, match="missing \\['fc2.bias'\\], unexpected \\['extra.weight'\\]"):
         StcSNN.from_pretrained(checkpoint)
 
@@ -160,7 +178,7 @@ def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
     for name in list_models():
         model = create_model(name)
         c = model.config
-        assert c.T == 4 and model(torch.zeros(c.T, 1, 2, *c.input_size)).shape == (1, c.num_classes)
+        assert c.input.T == 4 and model(torch.zeros(c.input.T, 1, 2, *c.input.output_size)).shape == (1, c.network.num_classes)
     for name in ("dvsgesture-t4", "cifar10dvs-t4"):  # never trained on their real recordings here
         with pytest.raises(WeightsUnavailableError, match=f"python training/train.py --model {name}"):
             StcSNN.from_pretrained(name)
@@ -182,7 +200,7 @@ def test_bundled_nmnist_t4_reproduces_its_card_on_the_held_out_recordings():
     _, stated = read_card(get_entry("nmnist-t4").bundled / "README.md")
     data = NMNIST(SUBSET, stated.source_split)
     _, held = stratified_split(data.targets, stated.val_fraction, seed=stated.seed)
-    X, y = compress_dataset(data, model.compression)
+    X, y = compress_dataset(data, model.pipeline)
     with torch.no_grad():
         acc = (model(X[held].transpose(0, 1)).argmax(-1) == y[held]).float().mean().item()
     assert len(held) == stated.samples and round(acc * 100, 2) == stated.percent

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from eventfiles import write_tiny_nmnist
-from hubserver import free_port, load_publish
-from stc_zoo import StcConfig, StcSNN, checksums
-from stc_zoo.card import CardResult, render_card
+from hubserver import free_port
+from stc_zoo import StcConfig, StcSNN
+from stc_zoo.hub import checksums
+from stc_zoo.hub import publish
+from stc_zoo.hub.card import CardResult
 from stc_zoo.data import NMNIST, stratified_split
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.errors import CheckpointError
@@ -19,16 +21,15 @@ from stc_zoo.zoo import get_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hub" / "publish.py"
-publish = load_publish()
 
-TINY = StcConfig(sensor_size=(34, 34), num_classes=3, T=2, ratio=2, spatial=2, channels=(4,), hidden=8)
+TINY = StcConfig().replace(sensor_size=(34, 34), num_classes=3, T=2, ratio=2, spatial=2, channels=(4,), hidden=8)
 
 
 def export(folder: Path, model: StcSNN, result: CardResult) -> Path:
-    model.save_pretrained(folder)
-    (folder / "README.md").write_text(render_card("acme/tiny", model.config, "N-MNIST", "Tiny test data.", result,
-                                                  "python training/train.py ..."))
-    checksums.write(folder)
+    """The folder save_pretrained writes, with a card that states ``result`` (publishable as it is)."""
+    model.save_pretrained(folder, model_card_kwargs=dict(name="acme/tiny", dataset="N-MNIST",
+                                                         data_note="Tiny test data.", result=result,
+                                                         command="python training/train.py ..."))
     return folder
 
 
@@ -62,7 +63,7 @@ def test_an_unreachable_hub_is_reported_not_hidden(tiny):
 
 @pytest.mark.parametrize("damage, match", [
     (lambda f: (f / "README.md").unlink(), r"missing \['README.md'\]"),
-    (lambda f: (f / "SHA256SUMS").unlink(), "python -m stc_zoo.checksums"),
+    (lambda f: (f / "SHA256SUMS").unlink(), "python -m stc_zoo.hub.checksums"),
     (lambda f: (f / "optimizer.pt").write_bytes(b"\x80\x04"), r"unexpected files \['optimizer.pt'\]"),
     (lambda f: (f / "config.json").write_text((f / "config.json").read_text().replace('"hidden": 8', '"hidden": 9')),
      "config.json: SHA-256 does not match"),
@@ -95,7 +96,7 @@ def test_verify_data_recomputes_the_stated_accuracy(tmp_path):
     # The accuracy measured independently: the training path (cached compression, a batched forward).
     dataset = NMNIST(data, "train")
     _, held = stratified_split(dataset.targets, 0.2, seed=3)
-    X, y = compress_dataset(dataset, model.compression)
+    X, y = compress_dataset(dataset, model.pipeline)
     with torch.no_grad():
         measured = (model(X[held].transpose(0, 1)).argmax(-1) == y[held]).float().mean().item()
 

@@ -1,6 +1,6 @@
 """The compression trade-off, measured: accuracy and CPU latency against the number of time steps.
 
-    python training/tradeoff.py --data ../shared/data/nmnist-subset [--epochs 15]
+    python training/tradeoff.py --data PATH/TO/nmnist-subset [--epochs 15]
 
 Trains the nmnist-t4 network with the same 16 fine bins compressed into T = 1, 2, 4, 8 steps,
 the uncompressed baseline (the 16 fine frames fed directly: T = 16, ratio 1) and two ablations at
@@ -14,18 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import train  # noqa: E402
-
-from stc_zoo import StcSNN  # noqa: E402
-from stc_zoo.data import NMNIST  # noqa: E402
-from stc_zoo.model import load_weights  # noqa: E402
-from stc_zoo.timing import median_ms  # noqa: E402
+from stc_zoo import StcConfig, StcSNN, train
+from stc_zoo.data import NMNIST
+from stc_zoo.hub.checkpoint import load_weights
+from stc_zoo.timing import median_ms
 
 ROWS = [  # (row name, overrides of the nmnist-t4 config)
     ("T=1 (CR 16)", {"T": 1, "ratio": 16}),
@@ -49,7 +45,7 @@ def latency_ms(model: StcSNN, events, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/nmnist-subset")
+    parser.add_argument("--data", required=True, help="an N-MNIST folder (Train/<label>/<idx>.bin)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--out", default="runs/tradeoff")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per row")
@@ -70,8 +66,8 @@ def main() -> None:
     table = []
     for name, changes, out, acc, argv in results:  # all timings in this one process, back to back
         saved = json.loads((out / train.RUN).read_text())
-        model = StcSNN(train.StcConfig.from_dict(saved["model"]))
-        load_weights(model, out / train.BEST)
+        model = StcSNN(StcConfig.from_dict(saved["model"]))
+        load_weights(model.network, out / train.BEST)
         model.fuse_for_inference()
         table.append((name, acc, latency_ms(model, [sample], args.runs), argv))
         print(f"{name:<32} val acc {acc:.3f}  latency {table[-1][2]:.3f} ms")

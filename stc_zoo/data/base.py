@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..errors import DatasetError
 
 SPLITS = ("train", "test")
 
@@ -14,6 +18,24 @@ SPLITS = ("train", "test")
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def download_with_tonic(root: Path, dataset_class: str, **kwargs) -> Any:
+    """``tonic.datasets.<dataset_class>(save_to=root, **kwargs)``: fetch a dataset (needs a network).
+
+    A failed download is a DatasetError naming the dataset and the cause, and leaves nothing
+    behind: a ``root`` this call created is removed again.
+    """
+    import tonic
+
+    created = not root.exists()
+    try:
+        return getattr(tonic.datasets, dataset_class)(save_to=str(root), **kwargs)
+    except Exception as err:  # urllib, http and archive errors of many kinds
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise DatasetError(f"{root}: downloading {dataset_class} through tonic failed ({type(err).__name__}: "
+                           f"{str(err)[:160]}); check the network, or download it by hand into {root}") from None
 
 
 class EventDataset(torch.utils.data.Dataset):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EventFormatError
-from .base import EventDataset, check_split
+from ..errors import DatasetError, EventFormatError
+from .base import EventDataset, check_split, download_with_tonic
 from .events import make_events
 from .split import stratified_split
 
@@ -74,12 +74,11 @@ class CIFAR10DVS(EventDataset):
         self._tonic = None
         files = sorted(f for c in CLASSES for f in (root / c).glob("*.aedat"))
         if not files and download:
-            import tonic
-
-            self._tonic = tonic.datasets.CIFAR10DVS(save_to=str(root))
+            self._tonic = download_with_tonic(root, "CIFAR10DVS")
             labels = list(self._tonic.targets)
         elif not files:
-            raise FileNotFoundError(f"no <class>/*.aedat files under {root} (classes: {', '.join(CLASSES)})")
+            raise DatasetError(f"no <class>/*.aedat files under {root} (classes: {', '.join(CLASSES)}; "
+                               "download=True / --download fetches them through tonic)")
         else:
             labels = [CLASSES.index(f.parent.name) for f in files]
         train, test = stratified_split(labels, TEST_FRACTION, seed)

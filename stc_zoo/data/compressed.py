@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,17 +25,17 @@ from ..atomic import replace_atomically
 from ..transforms import SpatioTemporalCompression
 from .base import EventDataset
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
-def cache_key(dataset: EventDataset, compression: SpatioTemporalCompression) -> str:
+def cache_key(dataset: EventDataset, compression: SpatioTemporalCompression, indices: Sequence[int]) -> str:
     sources = []
-    for i in range(len(dataset)):
+    for i in indices:
         path = dataset.source_file(i)
         st = os.stat(path) if path else None
         sources.append((dataset.describe(i), st.st_size, st.st_mtime_ns) if st else (dataset.describe(i),))
     blob = json.dumps({"v": CACHE_VERSION, "type": type(dataset).__name__, "sources": sources,
-                       "targets": dataset.targets, "compression": asdict(compression)}, sort_keys=True)
+                       "targets": [dataset.targets[i] for i in indices], "compression": asdict(compression.config)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -44,11 +45,14 @@ def compress_dataset(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
     desc: str = "compressing",
+    indices: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X [N, T, 2, H', W'] float32, y [N] int64)`` for every sample, from the cache when present."""
+    """``(X [N, T, 2, H', W'] float32, y [N] int64)`` for every sample (or those at ``indices``),
+    from the cache when present."""
+    indices = list(range(len(dataset)) if indices is None else indices)
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{cache_key(dataset, compression)}.safetensors"
+        path = Path(cache_dir) / f"{cache_key(dataset, compression, indices)}.safetensors"
         if path.is_file():
             try:
                 cached = load_file(path)
@@ -56,11 +60,12 @@ def compress_dataset(
             except (SafetensorError, OSError, KeyError) as err:  # written atomically, so only outside damage
                 warnings.warn(f"{path}: unreadable cache entry ({err}); compressing again", stacklevel=2)
     chunks = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc=desc, unit="batch", leave=False):
-        events = [dataset.load_events(i) for i in range(start, min(start + batch_size, len(dataset)))]
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, unit="batch", leave=False):
+        events = [dataset.load_events(i) for i in indices[start:start + batch_size]]
         chunks.append(compression.batch(events).transpose(0, 1))
-    inputs = torch.cat(chunks).contiguous()
-    labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    inputs = torch.cat(chunks).contiguous() if chunks else torch.zeros(0, compression.config.T, 2,
+                                                                          *compression.output_size)
+    labels = torch.tensor([dataset.targets[i] for i in indices], dtype=torch.int64)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(path, lambda tmp: save_file({"inputs": inputs, "labels": labels}, tmp))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EventFormatError
-from .base import EventDataset, check_split
+from ..errors import DatasetError, EventFormatError
+from .base import EventDataset, check_split, download_with_tonic
 from .events import EVENT_DTYPE, make_events
 
 END_OF_HEADER = b"#!END-HEADER\r\n"
@@ -110,13 +110,12 @@ class DVSGesture(EventDataset):
         listing = root / f"trials_to_{split}.txt"
         self._tonic = None
         if not listing.is_file() and download:
-            import tonic
-
-            self._tonic = tonic.datasets.DVSGesture(save_to=str(root), train=split == "train")
+            self._tonic = download_with_tonic(root, "DVSGesture", train=split == "train")
             self.targets = list(self._tonic.targets)
             return
         if not listing.is_file():
-            raise FileNotFoundError(f"{listing} not found (the extracted DvsGesture folder holds it)")
+            raise DatasetError(f"{listing} not found (the extracted DvsGesture folder holds it; "
+                               "download=True / --download fetches it through tonic)")
         self.samples: list[tuple[Path, int, int]] = []
         for name in listing.read_text().split():
             recording = root / name

@@ -10,11 +10,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from tonic.io import events_struct
-
 from ..errors import EventFormatError
 
-EVENT_DTYPE = events_struct
+# The same dtype as tonic.io.events_struct, spelled out so importing the readers does not import tonic.
+EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.bool_)])
 
 
 def _check_polarity(p: np.ndarray, source: str) -> None:

@@ -2,7 +2,7 @@
 
 Each event is 5 bytes: x (8 bits), y (8 bits), polarity (1 bit), timestamp (23 bits, us).
 The full dataset and partial copies in the same layout (such as the 1,000-recording subset
-in ``../shared/data/nmnist-subset``) read the same way.
+this project is developed on) read the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tonic.io import read_mnist_file
 
-from ..errors import EventFormatError
-from .base import EventDataset, check_split
+from ..errors import DatasetError, EventFormatError
+from .base import EventDataset, check_split, download_with_tonic
 from .events import EVENT_DTYPE
 
 SENSOR_SIZE = (34, 34, 2)
@@ -25,6 +24,8 @@ def read_nmnist_file(path: str | os.PathLike) -> np.ndarray:
     size = os.path.getsize(path)
     if size % 5:
         raise EventFormatError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events (truncated?)")
+    from tonic.io import read_mnist_file  # tonic's decoder; imported here to keep `import stc_zoo` light
+
     events = read_mnist_file(str(path), dtype=EVENT_DTYPE)
     for field in ("x", "y"):  # every byte pattern decodes, so this is what tells other files apart
         if events.size and events[field].max() >= SENSOR_SIZE[0]:
@@ -67,18 +68,16 @@ class NMNIST(EventDataset):
         root = Path(root)
         folder = _split_folder(root, split)
         if folder is None and download:
-            import tonic
-
-            tonic.datasets.NMNIST(save_to=str(root), train=split == "train")
+            download_with_tonic(root, "NMNIST", train=split == "train")
             folder = _split_folder(root, split)
         if folder is None:
-            raise FileNotFoundError(
+            raise DatasetError(
                 f"no N-MNIST {split.capitalize()}/ folder under {root} "
                 "(expected <root>/Train/<label>/<idx>.bin; pass download=True to fetch it with tonic)"
             )
         self.files = sorted(folder.glob("[0-9]/*.bin"))
         if not self.files:
-            raise FileNotFoundError(f"{folder} holds no <label>/<idx>.bin files")
+            raise DatasetError(f"{folder} holds no <label>/<idx>.bin files")
         self.targets = [int(f.parent.name) for f in self.files]
 
     def load_events(self, index: int) -> np.ndarray:

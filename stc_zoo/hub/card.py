@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .config import StcConfig
-from .errors import CheckpointError
+from ..config import StcConfig
+from ..errors import CheckpointError
 
 LIBRARY = "stc-zoo"
 TAGS = ["spiking-neural-network", "event-camera", "neuromorphic", "stc-zoo"]
@@ -56,16 +56,17 @@ class CardResult:
                 f"({self.val_fraction:.0%} per class, seed {self.seed})")
 
 
-def card_data(name: str, dataset: str, result: CardResult) -> ModelCardData:
-    """The Hub metadata header of a card."""
-    args = {k: v for k, v in asdict(result).items() if k != "accuracy"}
-    return ModelCardData(
-        library_name=LIBRARY, license="apache-2.0", tags=list(TAGS), datasets=[dataset], model_name=name,
-        eval_results=[EvalResult(
+def card_data(name: str, dataset: str | None, result: CardResult | None) -> ModelCardData:
+    """The Hub metadata header of a card (no model-index when no result is stated)."""
+    results = None
+    if result is not None:
+        args = {k: v for k, v in asdict(result).items() if k != "accuracy"}
+        results = [EvalResult(
             task_type="image-classification", task_name="event stream classification",
             dataset_type=dataset.lower(), dataset_name=dataset, dataset_split="validation", dataset_args=args,
-            metric_type="accuracy", metric_name="validation accuracy", metric_value=result.percent)],
-    )
+            metric_type="accuracy", metric_name="validation accuracy", metric_value=result.percent)]
+    return ModelCardData(library_name=LIBRARY, license="apache-2.0", tags=list(TAGS),
+                         datasets=[dataset] if dataset else None, model_name=name, eval_results=results)
 
 
 def read_card(path: str | os.PathLike) -> tuple[ModelCard, CardResult]:
@@ -79,7 +80,9 @@ def read_card(path: str | os.PathLike) -> tuple[ModelCard, CardResult]:
         raise CheckpointError(f"{path}: metadata says library_name {data.library_name!r}, expected {LIBRARY!r}")
     results = [r for r in (data.eval_results or []) if r.metric_type == "accuracy"]
     if len(results) != 1:
-        raise CheckpointError(f"{path}: expected one accuracy result in model-index, found {len(results)}")
+        raise CheckpointError(f"{path}: expected one accuracy result in model-index, found {len(results)} "
+                              "(save with StcSNN.save_pretrained(..., model_card_kwargs={'result': ...}) "
+                              "or export with train.py --export)")
     r = results[0]
     try:
         args = dict(r.dataset_args or {})
@@ -92,28 +95,35 @@ def read_card(path: str | os.PathLike) -> tuple[ModelCard, CardResult]:
     return card, result
 
 
-def render_card(name: str, config: StcConfig, dataset: str, data_note: str, result: CardResult,
-                command: str, extra: str = "") -> str:
+def render_card(name: str, config: StcConfig, dataset: str | None = None, data_note: str | None = None,
+                result: CardResult | None = None, command: str | None = None, extra: str = "",
+                bn_folded: bool = False) -> str:
     """A README.md for a checkpoint folder.
 
     Args:
         name: zoo name or Hub repo id; the card's load example uses it.
-        dataset: dataset display name (e.g. "N-MNIST").
+        dataset: dataset display name (e.g. "N-MNIST"); None when not stated.
         data_note: which recordings it was trained on, stated plainly.
-        result: the validation accuracy and the split it was measured on.
+        result: the validation accuracy and the split it was measured on; None states none
+            (such a card cannot be published: ``hub/publish.py`` wants a result).
         command: the command that reproduces the training.
         extra: text placed after the results table (e.g. the best epoch).
+        bn_folded: whether the weights have BatchNorm folded into the convs.
     """
-    c = config
+    i, n = config.input, config.network
+    results = ("No accuracy is stated for these weights: they were saved without a measured result."
+               if result is None else
+               f"| split | samples | accuracy |\n|---|---|---|\n"
+               f"| {result.describe()} | {result.samples} | {result.accuracy * 100:.2f}% |")
     return f"""---
 {card_data(name, dataset, result).to_yaml()}
 ---
 
 # {name}
 
-A spiking neural network for {dataset} event streams, implementing *{PAPER}* (Xu, Liu, Yang;
-arXiv 2203.10006): events are compressed into T = {c.T} steps of synaptic current, then classified by
-synaptic convolutional blocks with multi-threshold LIF neurons (K = {c.K}).
+A spiking neural network for {dataset or "event-camera"} event streams, implementing *{PAPER}* (Xu, Liu, Yang;
+arXiv 2203.10006): events are compressed into T = {i.T} steps of synaptic current, then classified by
+synaptic convolutional blocks with multi-threshold LIF neurons (K = {n.K}).
 
 ## Load it
 
@@ -127,34 +137,32 @@ or from a shell: `stc-zoo predict {name} recording.bin`.
 
 ## Data
 
-{data_note}
+{data_note or "Not stated: these weights were saved without a description of their training data."}
 
 ## Results
 
-| split | samples | accuracy |
-|---|---|---|
-| {result.describe()} | {result.samples} | {result.accuracy * 100:.2f}% |
+{results}
 
 {extra}
 ## Configuration
 
-Input: sensor {c.sensor_size[0]}x{c.sensor_size[1]}, {c.T * c.ratio} fine bins split by {c.split_by},
-compressed {c.ratio}:1 into T = {c.T} steps (decay {c.decay}), spatial sum-pooling {c.spatial}:1.
-Network: SCB channels {list(c.channels)} (kernel {c.kernel_size}, temporal taps k_t = {c.k_t}, {c.pool}-pooling),
-hidden {c.hidden}, K = {c.K} thresholds of {c.v_th}, tau_init {c.tau_init}, {c.reset} reset,
-{c.surrogate} surrogate (alpha {c.surrogate_alpha}). BatchNorm {"folded into the convs" if c.bn_folded else
+Input: sensor {i.sensor_size[0]}x{i.sensor_size[1]}, {i.T * i.ratio} fine bins split by {i.split_by},
+compressed {i.ratio}:1 into T = {i.T} steps (decay {i.decay}), spatial sum-pooling {i.spatial}:1.
+Network: SCB channels {list(n.channels)} (kernel {n.kernel_size}, temporal taps k_t = {n.k_t}, {n.pool}-pooling),
+hidden {n.hidden}, K = {n.K} thresholds of {n.v_th}, tau_init {n.tau_init}, {n.reset} reset,
+{n.surrogate} surrogate (alpha {n.surrogate_alpha}). BatchNorm {"folded into the convs" if bn_folded else
 "not folded (call `model.fuse_for_inference()` to fold it)"}. Full config: `config.json`.
 
 ## Training
 
 ```
-{command}
+{command or "not recorded"}
 ```
 
 ## Limitations
 
 Accuracy is stated only for the split above; it says nothing about other sensors, resolutions or
-event rates. Inputs must come from a {c.sensor_size[0]}x{c.sensor_size[1]} sensor.
+event rates. Inputs must come from a {i.sensor_size[0]}x{i.sensor_size[1]} sensor.
 
 ## Citation
 

@@ -2,7 +2,7 @@
 
 A folder's ``SHA256SUMS`` lists ``<hex digest>  <file name>`` lines (``sha256sum`` format, so
 ``sha256sum -c SHA256SUMS`` checks it too) for its ``config.json`` and ``model.safetensors``.
-Maintainers write it with ``python -m stc_zoo.checksums FOLDER`` after bundling a checkpoint.
+``StcSNN.save_pretrained`` writes it; ``python -m stc_zoo.hub.checksums FOLDER`` rewrites it by hand.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import CheckpointError
-
-MANIFEST = "SHA256SUMS"
-COVERED = ("config.json", "model.safetensors")
+from ..errors import CheckpointError
+from .files import CHECKSUMMED, MANIFEST
 
 
 def sha256(path: Path) -> str:
@@ -29,7 +27,7 @@ def sha256(path: Path) -> str:
 def write(folder: str | os.PathLike) -> Path:
     """Write ``folder/SHA256SUMS`` for the checkpoint files in it; returns its path."""
     folder = Path(folder)
-    lines = [f"{sha256(folder / name)}  {name}\n" for name in COVERED]
+    lines = [f"{sha256(folder / name)}  {name}\n" for name in CHECKSUMMED]
     (folder / MANIFEST).write_text("".join(lines))
     return folder / MANIFEST
 
@@ -44,15 +42,14 @@ def verify(folder: str | os.PathLike) -> None:
     for line in manifest.read_text().splitlines():
         digest, _, name = line.partition("  ")
         listed[name.strip()] = digest.strip()
-    for name in COVERED:
+    for name in CHECKSUMMED:
         path = folder / name
         if name not in listed:
             raise CheckpointError(f"{manifest}: does not list {name}")
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
         if sha256(path) != listed[name]:
-            raise CheckpointError(f"{path}: SHA-256 does not match {manifest} (damaged or edited; "
-                                  "reinstall stc-zoo)")
+            raise CheckpointError(f"{path}: SHA-256 does not match {manifest} (damaged or edited since it was written)")
 
 
 if __name__ == "__main__":

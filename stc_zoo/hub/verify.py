@@ -1,0 +1,43 @@
+"""Recompute the accuracy a model card states, from the dataset's recordings.
+
+The card's model-index result names the reader, the split the hold-out was drawn from, the
+held-out fraction and the seed (``CardResult``); ``held_out`` draws the same hold-out.
+``hub/publish.py --verify-data``, ``stc-zoo evaluate --split val`` and the demo use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..data import READERS, stratified_split
+from ..data.base import EventDataset
+from ..data.compressed import compress_dataset
+from ..errors import CheckpointError
+from ..evaluation import accuracy
+from .card import CardResult, read_card
+from .files import CARD_NAME
+
+
+def stated_result(folder: Path | None) -> CardResult:
+    """The result the card in ``folder`` states; CheckpointError when there is none to read."""
+    if folder is None or not (folder / CARD_NAME).is_file():
+        raise CheckpointError(f"{folder}: this model has no model card, so no stated hold-out to use")
+    return read_card(folder / CARD_NAME)[1]
+
+
+def held_out(root: str | os.PathLike, stated: CardResult, download: bool = False) -> tuple[EventDataset, list[int]]:
+    """The dataset the card's hold-out was drawn from, and the held-out indices into it."""
+    dataset = READERS[stated.reader](root, stated.source_split, download=download)
+    _, held = stratified_split(dataset.targets, stated.val_fraction, seed=stated.seed)
+    if len(held) != stated.samples:
+        raise CheckpointError(f"{root}: the card's hold-out has {stated.samples} recordings, this data gives "
+                              f"{len(held)}; it is not the data the card was measured on")
+    return dataset, held
+
+
+def held_out_accuracy(model, root: str | os.PathLike, stated: CardResult, cache_dir: str | None = None) -> float:
+    """Accuracy (0..1) of ``model`` (an StcSNN) on the hold-out ``stated`` describes, read from ``root``."""
+    dataset, held = held_out(root, stated)
+    X, y = compress_dataset(dataset, model.pipeline, cache_dir, desc="compressing", indices=held)
+    return accuracy(model.network, X, y, desc="verifying")
