@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
 TORCH_PIN := torch==2.13.0
+# Real recordings for the demo: the N-MNIST subset beside this checkout, when it is there
+# (`make demo STC_ZOO_DATA=PATH` for another; empty: synthetic events).
+STC_ZOO_DATA ?= $(wildcard ../shared/data/nmnist-subset)
 
 .PHONY: demo test setup clean
 
@@ -17,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup
-	$(PY) -m stc_zoo.demo
+	STC_ZOO_DATA="$(STC_ZOO_DATA)" $(PY) -m stc_zoo.demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -126,6 +126,7 @@ class StcSNN(
         This resolves zoo names (which huggingface_hub does not know) to a verified local folder,
         then hands that folder to the mixin's own ``from_pretrained``, which calls ``_from_pretrained``.
         """
+        runtime(model_kwargs.get("device"), model_kwargs.get("backend"))  # refused before any download
         folder = checkpoint_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
                                    force_download=force_download, local_files_only=local_files_only, token=token)
         checkpoint.read_config(folder)  # strict, before the mixin reads the JSON its own way
@@ -142,8 +143,7 @@ class StcSNN(
                     backend: str | None = None) -> StcSNN:
         """Load ``folder/config.json`` + ``folder/model.safetensors`` strictly (checksums verified if listed)."""
         folder = Path(folder)
-        device = ops.resolve_device(device)
-        ops.resolve_backend(backend or "auto", device)  # e.g. 'triton' on a CPU: refused before any work
+        device = runtime(device, backend)
         checkpoint.require_files(folder)
         model = cls(checkpoint.read_config(folder), backend=backend or "auto")
         checkpoint.load_weights(model.network, folder / WEIGHTS_NAME)
@@ -164,6 +164,14 @@ class StcSNN(
         """
         text = render_card(name or "stc-zoo model", self.config, bn_folded=self.network.bn_folded, **card)
         return ModelCard(text)
+
+
+def runtime(device: torch.device | str | None, backend: str | None) -> torch.device:
+    """The device to load onto; DeviceError when this machine lacks it or cannot run ``backend`` there
+    (e.g. ``"triton"`` on a CPU), before any work is done."""
+    device = ops.resolve_device(device)
+    ops.resolve_backend(backend or "auto", device)
+    return device
 
 
 def create_model(name: str, backend: str = "auto") -> StcSNN:

@@ -39,9 +39,19 @@ def colorbar(fig, image, axes, what: str) -> None:
 
 def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str = "",
          label: str | None = None) -> Path:
-    """Write the figure of one recording ``events`` through ``model`` to ``out``; returns its path.
+    """Write the figure of one recording ``events`` through ``model`` to ``out``; returns its path."""
+    fig = figure(model, events, title, label)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return out
 
-    ``label``: the recording's true class name; shown when it is one of the model's classes.
+
+def figure(model: StcSNN, events: np.ndarray, title: str = "", label: str | None = None):
+    """The matplotlib Figure of one recording ``events`` through ``model``.
+
+    ``label``: the recording's true class name; marked when it is one of the model's classes.
     """
     plt = _pyplot()
     c = model.config
@@ -107,8 +117,4 @@ def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str =
     bars.tick_params(labelsize=6)
 
     fig.suptitle(title or "stc-zoo", fontsize=10)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return fig
