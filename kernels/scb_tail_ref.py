@@ -4,7 +4,7 @@ This is the CPU path and the oracle for the fused Triton kernel: readable loops 
 steps, autograd does the backward. Tensors are time-major ``[T, B, C, ...]``; the channel
 axis (per-channel taps and time constants) is axis 2.
 
-Math (DESIGN.md):
+Math (docs/DESIGN.md):
     mixing   I[t] = sum_{d=0..k_t-1} w[c, d] * Y[t-d]            (Y[t] = 0 for t < 0)
     charge   H[t] = V[t-1] + (I[t] - V[t-1]) * beta,  beta = 1/tau = sigmoid(a)
     fire     S[t] = clamp(floor(H[t] / V_th), 0, K)

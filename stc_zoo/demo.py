@@ -108,14 +108,18 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {name:<12} {rate:.4f}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stc_zoo.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="nmnist-t4", help="zoo name (default nmnist-t4)")
     parser.add_argument("--data", type=Path, default=os.environ.get(DATA_ENV) or None,
                         help=f"the entry's dataset in its published layout (default: ${DATA_ENV})")
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--runs", type=int, default=50, help="timed runs per measurement (median)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         run(args)
     except StcError as err:

@@ -43,13 +43,17 @@ def latency_ms(model: StcSNN, events, runs: int) -> float:
         return median_ms(lambda: model(model.compress(events)), runs, warmup=10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="training/tradeoff.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="an N-MNIST folder (Train/<label>/<idx>.bin)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--out", default="runs/tradeoff")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per row")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     results = []
     for name, changes in ROWS:

@@ -89,7 +89,7 @@ def upload(checked: Checked, repo: str, private: bool, token: str | None, tag: s
     return str(getattr(commit, "commit_url", commit))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub/publish.py", description=__doc__.splitlines()[0])
     parser.add_argument("export_dir", type=Path, help="folder written by training/train.py --export")
     parser.add_argument("--repo", required=True, help="Hub repo id, org/name")
@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-data", metavar="ROOT", help="dataset root: recompute the card's accuracy first")
     parser.add_argument("--tag", help="tag the new commit (e.g. v1) so users can pin it with revision=")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         from huggingface_hub.utils import validate_repo_id
 

@@ -1,0 +1,109 @@
+"""The README is executable: its Python examples run, and every command it shows parses with the
+parser of the program it names (flags as written); the commands whose inputs exist here run.
+
+Commands are the lines of its non-Python code blocks that start with ``.venv/bin/`` (after an
+optional ``$ ``) and its inline code that does. A command runs when it names no placeholder (ROOT, DIR, PATH/TO, org/name) and
+does not train or read a training run's output (``runs/...``), which would take the test minutes.
+"""
+
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eventfiles import SUBSET
+from stc_zoo import demo, train
+from stc_zoo.cli import build_parser as cli_parser
+from stc_zoo.hub.publish import build_parser as publish_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+COMMANDS = [line.removeprefix("$ ").split("  #")[0].strip()
+            for lang, code in BLOCKS if lang != "python" for line in code.splitlines()
+            if line.removeprefix("$ ").startswith(".venv/bin/")]
+COMMANDS += sorted(set(re.findall(r"`(\.venv/bin/[^` ]+ [^`]+)`", README)) - set(COMMANDS))  # with arguments
+PLACEHOLDERS = ("ROOT", "DIR", "PATH/TO", "org/name")
+
+
+def env() -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRITON_")}
+    return {**clean, "HF_HUB_OFFLINE": "1"}
+
+
+def tradeoff_parser():
+    spec = importlib.util.spec_from_file_location("tradeoff", ROOT / "training" / "tradeoff.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_parser()
+
+
+def parse(argv: list[str]) -> None:
+    """Parse ``argv`` (a README command, without .venv/bin/) with its program's own parser."""
+    program, *args = argv
+    if program == "stc-zoo":
+        cli_parser().parse_args(args)
+    elif program == "torchrun":
+        script = next(i for i, a in enumerate(args) if a.endswith(".py"))
+        assert args[script] == "training/train.py"
+        train.parse_args(args[script + 1:])
+    elif program == "python":
+        target, *rest = args
+        if target == "-m":
+            module, *rest = rest
+            modules = {"stc_zoo.demo": demo.build_parser().parse_args, "stc_zoo.train": train.parse_args,
+                       "pytest": lambda args: None}
+            modules[module](rest)
+            return
+        scripts = {"training/train.py": train.parse_args, "hub/publish.py": publish_parser().parse_args,
+                   "training/tradeoff.py": tradeoff_parser().parse_args}
+        if target in scripts:
+            scripts[target](rest)
+        else:  # kernel scripts: they exist and answer --help
+            assert (ROOT / target).is_file(), target
+    else:
+        raise AssertionError(f"README shows an unknown program: {argv}")
+
+
+def runs_here(argv: list[str]) -> bool:
+    text = " ".join(argv)
+    return (argv[0] == "stc-zoo" and not any(p in text for p in PLACEHOLDERS)
+            and not any(a.startswith("runs/") and a != "runs/figure.png" for a in argv)
+            and ("../shared" not in text or SUBSET.is_dir()))
+
+
+def test_the_readme_shows_python_examples_and_commands():
+    assert len(PYTHON) >= 2 and len(COMMANDS) >= 10
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_parses_as_written(command):
+    argv = shlex.split(command.removeprefix(".venv/bin/"))
+    try:
+        parse(argv)
+    except SystemExit as exit_:
+        pytest.fail(f"README command does not parse: {command} (exit {exit_.code})")
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if runs_here(shlex.split(c.removeprefix(".venv/bin/")))])
+def test_commands_whose_inputs_exist_run(command):
+    argv = shlex.split(command)
+    argv[0] = str(ROOT / argv[0])
+    out = subprocess.run(argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON)))
+def test_python_examples_run(index):
+    code = PYTHON[index]
+    if "../shared" in code and not SUBSET.is_dir():
+        pytest.skip("the example reads ../shared/data/nmnist-subset")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, f"README example {index} failed:\n{code}\n{out.stderr}"
