@@ -172,3 +172,25 @@ def test_show_has_colour_bars_a_legend_and_the_true_label(tmp_path):
     assert sorted(t.get_text() for t in legends[0].get_texts()) == ["OFF", "ON"]
     assert any("true 7" in ax.get_title() for ax in fig.axes)
     assert not any("true" in ax.get_title() for ax in figure(model, events, label="rec").axes)
+
+
+def test_importing_the_layers_is_light():
+    """The layers and the network need torch alone: no tonic, no huggingface_hub (and no cycle)."""
+    out = fresh_python("import sys, stc_zoo.layers, stc_zoo.network, stc_zoo.config\n"
+                       "print(sorted(m for m in ('tonic', 'huggingface_hub', 'stc_zoo.model') if m in sys.modules))")
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_building_the_package_gives_no_setuptools_warnings(tmp_path):
+    """The license format and the bundled weights as package data once warned on every set-up."""
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0 and "setuptools" in out.stderr and "No matching distribution" in out.stderr:
+        pytest.skip("no package index reachable for the build requirements")
+    assert out.returncode == 0, out.stderr
+    assert "BuildBackendWarning" not in out.stderr and "SetuptoolsDeprecationWarning" not in out.stderr, out.stderr
+    wheel = next(tmp_path.glob("*.whl"))
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "stc_zoo/weights/nmnist-t4/model.safetensors" in names and "stc_zoo/hub/resolve.py" in names
