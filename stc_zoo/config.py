@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .errors import CheckpointError
 from .kernels.compress_ref import SPLITS, pooled_size
-from .layers import MultiThresholdLIF
+from .layers import MultiThresholdLIF, TemporalMix
 
 # Bump when a saved config or state dict changes meaning; loaders refuse newer versions.
 # Version 1 was one flat object with a ``bn_folded`` field; ``_upgrade_v1`` reads it.
@@ -87,7 +87,7 @@ class NetworkConfig:
         object.__setattr__(self, "channels", tuple(int(v) for v in self.channels))
         _need(isinstance(self.num_classes, int) and self.num_classes >= 2, "network",
               f"num_classes must be an integer >= 2, got {self.num_classes!r}")
-        for name in ("kernel_size", "hidden", "k_t"):
+        for name in ("kernel_size", "hidden"):
             value = getattr(self, name)
             _need(isinstance(value, int) and value >= 1, "network", f"{name} must be a positive integer, got {value!r}")
         _need(self.kernel_size % 2 == 1, "network", f"kernel_size must be odd, got {self.kernel_size}")
@@ -97,6 +97,7 @@ class NetworkConfig:
         _need(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "network",
               f"dropout must be in [0, 1), got {self.dropout!r}")
         try:
+            TemporalMix.check_args(self.k_t)
             MultiThresholdLIF.check_args(**self.neuron_kwargs())
         except (TypeError, ValueError) as err:
             raise ValueError(f"network: {err}") from None

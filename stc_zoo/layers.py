@@ -87,11 +87,16 @@ class TemporalMix(nn.Module):
 
     def __init__(self, channels: int, k_t: int = 2):
         super().__init__()
-        if k_t < 1:
-            raise ValueError(f"k_t must be >= 1, got {k_t}")
+        self.check_args(k_t)
         w = torch.zeros(channels, k_t)
         w[:, 0] = 1.0
         self.weight = nn.Parameter(w)
+
+    @staticmethod
+    def check_args(k_t: int) -> None:
+        """ValueError unless ``k_t`` (taps: the current step and k_t - 1 past ones) is a positive integer."""
+        if not isinstance(k_t, int) or isinstance(k_t, bool) or k_t < 1:
+            raise ValueError(f"k_t must be an integer >= 1, got {k_t!r}")
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return temporal_mix_ref(y, self.weight)
