@@ -145,7 +145,7 @@ class StcConfig:
             owner = next((s for s, cls in SECTIONS.items() if key in _field_names(cls)), None)
             if owner is not None:
                 sections[owner][key] = value
-            elif key in ("class_names",):
+            elif key == "class_names":
                 top[key] = value
             else:
                 raise ValueError(f"unknown config field {key!r}; known: {sorted(field_names())}")
@@ -167,7 +167,7 @@ class StcConfig:
             raise CheckpointError(f"{source}: format_version {version!r} is newer than this stc-zoo understands "
                                   f"({FORMAT_VERSION}); upgrade stc-zoo")
         if version == 1:
-            data = _upgrade_v1(data, source)
+            data = _upgrade_v1(data)
         unknown = sorted(set(data) - {"input", "network", "class_names"})
         unknown += [f"{s}.{k}" for s, c in SECTIONS.items() for k in sorted(set(data.get(s, {})) - _field_names(c))]
         if unknown:
@@ -197,14 +197,12 @@ def field_names() -> set[str]:
     return set().union(*(_field_names(c) for c in SECTIONS.values()), {"class_names"})
 
 
-def _upgrade_v1(flat: dict, source: str) -> dict:
+def _upgrade_v1(flat: dict) -> dict:
     """Format 1 (one flat object) -> format 2 sections. Its ``bn_folded`` is dropped: the weights
     show whether BatchNorm is folded, and loading checks them against the config."""
     flat = dict(flat)
     flat.pop("bn_folded", None)
-    unknown = sorted(set(flat) - field_names())
-    if unknown:
-        raise CheckpointError(f"{source}: unknown config fields {unknown}")
-    data = {s: {k: v for k, v in flat.items() if k in _field_names(c)} for s, c in SECTIONS.items()}
-    data["class_names"] = flat.get("class_names", ())
+    # Unknown fields stay at the top level, where from_dict reports them.
+    data = {k: v for k, v in flat.items() if k not in field_names() or k == "class_names"}
+    data.update({s: {k: v for k, v in flat.items() if k in _field_names(c)} for s, c in SECTIONS.items()})
     return data

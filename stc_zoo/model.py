@@ -126,17 +126,18 @@ class StcSNN(
         This resolves zoo names (which huggingface_hub does not know) to a verified local folder,
         then hands that folder to the mixin's own ``from_pretrained``, which calls ``_from_pretrained``.
         """
-        runtime(model_kwargs.get("device"), model_kwargs.get("backend"))  # refused before any download
+        # A device or backend this machine lacks is refused before any download.
+        model_kwargs["device"] = runtime(model_kwargs.get("device"), model_kwargs.get("backend"))
         folder = checkpoint_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
                                    force_download=force_download, local_files_only=local_files_only, token=token)
-        checkpoint.read_config(folder)  # strict, before the mixin reads the JSON its own way
-        return super().from_pretrained(folder, **model_kwargs)
+        # Parsed strictly here and handed on, so the mixin passes our config instead of decoding the JSON its way.
+        return super().from_pretrained(folder, config=checkpoint.read_config(folder), **model_kwargs)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, config: dict | None = None, device: torch.device | str | None = None,
-                         backend: str | None = None, **hub_kwargs) -> StcSNN:
-        """The mixin's hook: build the model from ``model_id`` (a checked folder) and load its weights."""
-        return cls.from_folder(model_id, device=device, backend=backend)
+    def _from_pretrained(cls, *, model_id: str, config: StcConfig, device: torch.device, backend: str | None = None,
+                         **hub_kwargs) -> StcSNN:
+        """The mixin's hook: build the model of ``config`` and load the weights of ``model_id`` (a checked folder)."""
+        return cls._load(Path(model_id), config, device, backend)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, device: torch.device | str | None = None,
@@ -145,7 +146,12 @@ class StcSNN(
         folder = Path(folder)
         device = runtime(device, backend)
         checkpoint.require_files(folder)
-        model = cls(checkpoint.read_config(folder), backend=backend or "auto")
+        return cls._load(folder, checkpoint.read_config(folder), device, backend)
+
+    @classmethod
+    def _load(cls, folder: Path, config: StcConfig, device: torch.device, backend: str | None) -> StcSNN:
+        """The model of ``config`` with the weights of a checked ``folder``, in eval mode on ``device``."""
+        model = cls(config, backend=backend or "auto")
         checkpoint.load_weights(model.network, folder / WEIGHTS_NAME)
         model.checkpoint_folder = folder
         return model.to(device).eval()

@@ -51,6 +51,7 @@ from .evaluation import evaluate
 from .hub.card import CardResult
 from .hub.checkpoint import load_weights
 from .model import StcSNN
+from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
 STATE, BEST, RUN = "last.safetensors", "best.safetensors", "run.json"
@@ -136,7 +137,8 @@ def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cac
               download: bool = False):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each."""
     dataset = READERS[reader](root, "train", download=download)
-    X, y = compress_dataset(dataset, StcSNN(config).pipeline, cache_dir, desc="compressing train split")
+    X, y = compress_dataset(dataset, SpatioTemporalCompression.from_config(config.input), cache_dir,
+                            desc="compressing train split")
     kept, held = stratified_split(dataset.targets, train.val_fraction, train.seed)
     return (X[kept], y[kept]), (X[held], y[held])
 

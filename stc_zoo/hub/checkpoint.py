@@ -25,13 +25,16 @@ from . import checksums
 from .files import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 
-def require_files(folder: Path) -> None:
-    """CheckpointError unless ``folder`` holds a config and weights (and, if it has one, a valid manifest)."""
+def require_files(folder: Path, verify: bool = True) -> None:
+    """CheckpointError unless ``folder`` holds a config and weights and, if it has a manifest, they match it.
+
+    ``verify=False`` skips the manifest, for a folder that was just verified where it came from.
+    """
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder / name}: missing (a checkpoint folder holds {CONFIG_NAME} and "
                                   f"{WEIGHTS_NAME})")
-    if (folder / checksums.MANIFEST).is_file():
+    if verify and (folder / checksums.MANIFEST).is_file():
         checksums.verify(folder)
 
 

@@ -146,7 +146,9 @@ def checkpoint_folder(source: str | os.PathLike, **hub_kwargs) -> Path:
     text = str(source)
     if os.path.isdir(text):
         folder = Path(text)
-    elif text in zoo.REGISTRY:
+        require_files(folder)
+        return folder
+    if text in zoo.REGISTRY:
         folder = zoo_folder(text, **hub_kwargs)
     else:
         try:
@@ -161,5 +163,5 @@ def checkpoint_folder(source: str | os.PathLike, **hub_kwargs) -> Path:
             folder = download(text, **hub_kwargs)
         except HubError as err:
             raise HubError(f"{err}\n  (and there is no local folder {text!r})") from None
-    require_files(folder)
+    require_files(folder, verify=False)  # download() and zoo_folder() verified it against its manifest
     return folder
