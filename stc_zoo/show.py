@@ -85,9 +85,9 @@ def figure(model: StcSNN, events: np.ndarray, title: str = "", label: str | None
     current = x[:, 0].cpu()
     limit = float(current.abs().max()) or 1.0
     for step in range(T):
-        image = axes[1, step].imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu", vmin=-limit,
+        image = axes[1, step].imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu_r", vmin=-limit,
                                      vmax=limit, interpolation="nearest")
-        axes[1, step].set_title(f"step {step + 1}/{T}: ON - OFF", fontsize=8)
+        axes[1, step].set_title(f"step {step + 1}/{T}: ON - OFF (red ON)", fontsize=8)
     colorbar(fig, image, axes[1, :T], "synaptic current")
 
     # One row per spiking layer: spike counts (0..K) at each step, one colour scale per layer.
