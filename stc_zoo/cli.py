@@ -22,7 +22,7 @@ from .errors import StcError, WeightsUnavailableError
 from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
-from .hub.verify import held_out, stated_result
+from .hub.holdout import held_out, stated_result
 from .model import StcSNN
 from .timing import median_ms
 from .zoo import REGISTRY, ZooEntry

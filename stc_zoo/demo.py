@@ -20,7 +20,7 @@ import torch
 
 from .data import READERS, synthetic_events
 from .errors import StcError, WeightsUnavailableError
-from .hub.verify import held_out, stated_result
+from .hub.holdout import held_out, stated_result
 from .model import StcSNN, create_model
 from .network import record_spikes
 from .timing import median_ms

@@ -8,7 +8,7 @@
 * ``resolve``: a folder, a zoo name or a Hub repo id -> a verified local folder, through
   ``huggingface_hub`` (its cache, offline mode, mirrors, revisions, timeouts), with the bundled
   fallback for zoo entries.
-* ``verify``: recompute a card's accuracy from the recordings.
+* ``holdout``: the hold-out a card states, drawn again; its accuracy recomputed from the recordings.
 * ``publish``: validate a folder for the Hub and upload it (``hub/publish.py`` is its script).
 
 ``StcSNN.save_pretrained``/``push_to_hub`` (huggingface_hub's mixin) and ``hub/publish.py`` all

@@ -56,7 +56,7 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
     card, stated = read_card(folder / CARD_NAME)
     checked = Checked(folder, [folder / n for n in REPO_FILES], str(card), stated)
     if verify_data is not None:
-        from .verify import held_out_accuracy
+        from .holdout import held_out_accuracy
 
         checked.measured = held_out_accuracy(model, verify_data, stated)
         if round(checked.measured * 100, 2) != stated.percent:
