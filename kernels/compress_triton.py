@@ -2,7 +2,8 @@
 
 The reference and the binning rules are in ``compress_ref.py``. Program ``(b, j)`` takes the
 events of sample ``b`` in chunks ``j, j + SPLITS, ...`` of ``BLOCK``; every event computes its fine
-bin from its index in the sample (``split_by="number"``) or its timestamp (``"time"``) and
+bin from its index in the sample (``split_by="number"``) or its timestamp (``"time"``,
+``"duration"``) and
 atomically adds its weight ``decay ** (ratio - 1 - f % ratio)`` to its cell. The grid is sized
 from host-known numbers only (N and B), so a launch never waits for the GPU.
 
@@ -28,9 +29,9 @@ _MAX_SPLITS = 4096
 @triton.jit
 def compress_events_kernel(
     x_ptr, y_ptr, p_ptr, t_ptr, offsets_ptr, weights_ptr, out_ptr,
-    N, B, W, H, Ws, Hs, SPLITS,
+    N, B, W, H, Ws, Hs, SPLITS, FINE_US,
     N_BINS: tl.constexpr, RATIO: tl.constexpr, SPATIAL: tl.constexpr, BY_TIME: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BY_DURATION: tl.constexpr, BLOCK: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
     j = tl.program_id(1).to(tl.int64)
@@ -41,7 +42,10 @@ def compress_events_kernel(
         # Clamped like the reference: an empty sample reads some event but owns none.
         t_first = tl.load(t_ptr + tl.minimum(lo, N - 1)).to(tl.int64)
         t_last = tl.load(t_ptr + tl.maximum(hi - 1, 0)).to(tl.int64)
-        width = (t_last - t_first) // N_BINS
+        if BY_DURATION:
+            width = FINE_US + 0 * t_last
+        else:
+            width = (t_last - t_first) // N_BINS
         binned = (width > 0).to(tl.int64)
     else:
         per_bin = n // N_BINS
@@ -76,7 +80,7 @@ def _weights(device: torch.device, ratio: int, decay: float) -> torch.Tensor:
 def compress_events(
     x: torch.Tensor, y: torch.Tensor, p: torch.Tensor, t: torch.Tensor, offsets: torch.Tensor,
     sensor_size: tuple[int, int], T: int, ratio: int = 1, split_by: str = "number",
-    spatial: int = 1, decay: float = 1.0,
+    spatial: int = 1, decay: float = 1.0, step_us: int = 0,
 ) -> torch.Tensor:
     """Same contract as ``compress_events_ref``: ``[T, B, 2, H', W']`` float32."""
     if split_by not in SPLITS:
@@ -90,7 +94,8 @@ def compress_events(
     if B > 0 and t.numel() > 0:
         compress_events_kernel[(B, splits)](
             x, y, p, t, offsets, _weights(t.device, ratio, float(decay)), out,
-            t.numel(), B, W, H, Ws, Hs, splits,
-            N_BINS=T * ratio, RATIO=ratio, SPATIAL=spatial, BY_TIME=split_by == "time", BLOCK=_BLOCK,
+            t.numel(), B, W, H, Ws, Hs, splits, step_us // ratio,
+            N_BINS=T * ratio, RATIO=ratio, SPATIAL=spatial, BY_TIME=split_by != "number",
+            BY_DURATION=split_by == "duration", BLOCK=_BLOCK,
         )
     return out.view(T, B, 2, Hs, Ws).float()

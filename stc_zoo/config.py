@@ -34,8 +34,9 @@ def _need(ok: bool, section: str, what: str) -> None:
 @dataclass(frozen=True)
 class InputConfig:
     """Events -> ``[T, B, 2, H', W']``: the events of a ``(W, H)`` sensor are cut into ``T * ratio``
-    fine bins ``split_by`` count or time, compressed ``ratio``:1 in time with weights
-    ``decay ** age`` and sum-pooled ``spatial``:1 in space."""
+    fine bins ``split_by`` count, time or fixed duration (``"duration"``: steps of ``step_us``
+    microseconds from the first event, the binning a stream can use), compressed ``ratio``:1 in
+    time with weights ``decay ** age`` and sum-pooled ``spatial``:1 in space."""
 
     sensor_size: tuple[int, int] = (34, 34)
     T: int = 4
@@ -43,6 +44,7 @@ class InputConfig:
     split_by: str = "number"
     spatial: int = 1
     decay: float = 1.0
+    step_us: int | None = None
 
     def __post_init__(self):
         # JSON and tonic give lists or (W, H, P); keep (W, H) tuples so configs compare equal.
@@ -55,6 +57,18 @@ class InputConfig:
             _need(isinstance(value, int) and value >= 1, "input", f"{name} must be a positive integer, got {value!r}")
         _need(isinstance(self.decay, (int, float)) and 0.0 < self.decay <= 1.0, "input",
               f"decay must be in (0, 1], got {self.decay!r}")
+        if self.split_by == "duration":
+            _need(isinstance(self.step_us, int) and self.step_us >= self.ratio and self.step_us % self.ratio == 0,
+                  "input", f"split_by 'duration' needs step_us, a positive multiple of ratio={self.ratio} "
+                  f"(microseconds per step), got {self.step_us!r}")
+        else:
+            _need(self.step_us is None, "input",
+                  f"step_us is only for split_by 'duration', not {self.split_by!r}")
+
+    @property
+    def streamable(self) -> bool:
+        """Whether steps can be cut as events arrive (fixed-duration binning)."""
+        return self.split_by == "duration"
 
     @property
     def output_size(self) -> tuple[int, int]:

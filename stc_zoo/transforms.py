@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .config import InputConfig
-from .data.events import check_events
+from .data.events import check_events, check_layout
 from .kernels import ops
 
 
@@ -29,7 +29,8 @@ class SpatioTemporalCompression:
 
     The events are split into ``T * ratio`` fine bins by count (``split_by="number"``) or by time
     (``"time"``), exactly as ``tonic.transforms.ToFrame`` does with ``n_event_bins`` /
-    ``n_time_bins``; each run of ``ratio`` fine bins becomes one step, fine bin ``i`` of the run
+    ``n_time_bins``, or into steps of ``step_us`` microseconds from the first event
+    (``"duration"``, the binning a stream can use); each run of ``ratio`` fine bins becomes one step, fine bin ``i`` of the run
     weighted ``decay ** (ratio - 1 - i)``; space is sum-pooled by ``spatial``:
     ``(H', W') = (ceil(H / spatial), ceil(W / spatial))``. With ``ratio = 1, decay = 1,
     spatial = 1`` the result equals ``ToFrame``. Every event array is checked first
@@ -39,17 +40,18 @@ class SpatioTemporalCompression:
         sensor_size: ``(W, H)`` or tonic's ``(W, H, P)``.
         T: compressed time steps.
         ratio: compression ratio CR (fine bins per step).
-        split_by: ``"number"`` or ``"time"``.
+        split_by: ``"number"``, ``"time"`` or ``"duration"``.
         spatial: sum-pooling factor s.
         decay: lam in (0, 1]; 1 is a plain sum.
-        backend: ``"auto"`` (Triton kernel for CUDA devices, PyTorch elsewhere), ``"triton"``
-            or ``"torch"``; both give the same frames.
+        step_us: microseconds per step, a multiple of ``ratio`` (``split_by="duration"`` only).
+        backend: ``"auto"`` (Triton kernel for CUDA devices, Numba kernel on the CPU when numba is
+            installed, PyTorch otherwise), ``"triton"``, ``"numba"`` or ``"torch"``; all give the same frames.
     The parameters live in ``self.config`` (an ``InputConfig``, where they are validated).
     """
 
     def __init__(self, sensor_size: tuple[int, ...], T: int, ratio: int = 1, split_by: str = "number",
-                 spatial: int = 1, decay: float = 1.0, backend: str = "auto"):
-        self.config = InputConfig(tuple(sensor_size), T, ratio, split_by, spatial, decay)
+                 spatial: int = 1, decay: float = 1.0, step_us: int | None = None, backend: str = "auto"):
+        self.config = InputConfig(tuple(sensor_size), T, ratio, split_by, spatial, decay, step_us)
         ops.check_backend(backend)
         self.backend = backend
 
@@ -65,13 +67,51 @@ class SpatioTemporalCompression:
         """``(H', W')`` of the compressed frames."""
         return self.config.output_size
 
-    def batch(self, batch: Sequence[np.ndarray], device: torch.device | str | None = None) -> torch.Tensor:
-        """Compress several event arrays at once: ``[T, B, 2, H', W']`` on ``device``."""
+    def batch(self, batch: Sequence[np.ndarray], device: torch.device | str | None = None,
+              origins_us: Sequence[int] | None = None) -> torch.Tensor:
+        """Compress several event arrays at once: ``[T, B, 2, H', W']`` on ``device``.
+
+        ``origins_us`` (duration binning only): where each sample's first step starts, instead of
+        at its first event; events before it fall in no step.
+        """
         c = self.config
+        device = torch.device(device or "cpu")
+        if origins_us is not None:
+            if c.split_by != "duration" or len(origins_us) != len(batch):
+                raise ValueError(f"origins_us: one start per sample, for split_by 'duration' only "
+                                 f"(got {len(origins_us)} for {len(batch)} samples, split_by {c.split_by!r})")
+            origins_us = np.asarray(origins_us, dtype=np.int64)
+        if ops.resolve_backend(self.backend, device) == "numba":
+            return self._batch_numba(batch, origins_us)
         batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
         x, y, p, t, offsets = pack_events(batch, device)
+        origins = None if origins_us is None else torch.from_numpy(origins_us).to(device)
         return ops.compress_events(x, y, p, t, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial,
-                                   c.decay, backend=self.backend)
+                                   c.decay, c.step_us, backend=self.backend, origins=origins)
+
+    def _batch_numba(self, batch: Sequence[np.ndarray], origins: np.ndarray | None = None) -> torch.Tensor:
+        """One pass over all events that checks and scatters them; a bad event gets
+        ``check_events``'s error (unsorted timestamps: its warning, then the sorted events)."""
+        from .kernels import compress_numba
+
+        c = self.config
+        for i, events in enumerate(batch):
+            check_layout(events, f"events[{i}]")
+        for _ in range(2):
+            if len(batch) == 1:
+                events = batch[0]
+                fields = events["x"], events["y"], events["p"], events["t"]
+                offsets = np.array([0, len(events)], dtype=np.int64)
+            else:
+                fields = [np.concatenate([e[f] for e in batch]) for f in "xypt"]
+                offsets = np.zeros(len(batch) + 1, dtype=np.int64)
+                np.cumsum([len(e) for e in batch], out=offsets[1:])
+            frames, (code, index) = compress_numba.compress_events(
+                *fields, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial, c.decay, c.step_us or 0, origins)
+            if code == compress_numba.OK:
+                return torch.from_numpy(frames)
+            batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
+        raise AssertionError(f"compression kernel refused event {index} that check_events accepts")
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         """Compress one event array: ``[T, 2, H', W']``."""

@@ -60,6 +60,20 @@ def _check_types(events: np.ndarray, source: str) -> None:
         raise EventFormatError(f"{source}: field 't' has timestamps above 2**63 - 1 (max {t.max()})")
 
 
+def check_layout(events: np.ndarray, source: str = "events", max_events: int = MAX_EVENTS) -> None:
+    """The checks of ``check_events`` that need no pass over the events: fields, shape, size, types."""
+    names = getattr(getattr(events, "dtype", None), "names", None) or ()
+    missing = [f for f in ("x", "y", "t", "p") if f not in names]
+    if missing:
+        raise EventFormatError(f"{source}: not an event array, missing fields {missing} (have {list(names)})")
+    if events.ndim != 1:
+        raise EventFormatError(f"{source}: expected a 1-D event array, got shape {events.shape}")
+    if len(events) > max_events:
+        raise EventFormatError(f"{source}: {len(events):,} events exceed max_events={max_events:,} for one call "
+                               "(about 80 bytes each while compressing); crop the stream or raise max_events")
+    _check_types(events, source)
+
+
 def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str = "events",
                  max_events: int = MAX_EVENTS) -> np.ndarray:
     """Validate an event array against a ``(W, H[, P])`` sensor; return it sorted by time.
@@ -71,16 +85,7 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str =
     long recordings, e.g. with ``tonic.transforms.CropTime``, or raise the limit). Unsorted
     timestamps are sorted (stable) with a warning. Empty streams are valid.
     """
-    names = getattr(getattr(events, "dtype", None), "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise EventFormatError(f"{source}: not an event array, missing fields {missing} (have {list(names)})")
-    if events.ndim != 1:
-        raise EventFormatError(f"{source}: expected a 1-D event array, got shape {events.shape}")
-    if len(events) > max_events:
-        raise EventFormatError(f"{source}: {len(events):,} events exceed max_events={max_events:,} for one call "
-                               "(about 80 bytes each while compressing); crop the stream or raise max_events")
-    _check_types(events, source)
+    check_layout(events, source, max_events)
     W, H = sensor_size[0], sensor_size[1]
     for field, limit in (("x", W), ("y", H)):
         _check_range(events[field], field, limit, source, "the sensor's")
