@@ -1,7 +1,9 @@
-"""The hot-path ops with a backend switch: fused Triton kernels or the PyTorch references.
+"""The hot-path ops with a backend switch: fused Triton kernels, Numba CPU kernels or the PyTorch references.
 
-``backend="auto"`` runs the Triton kernels on CUDA tensors (when Triton is installed) and the
-references otherwise; ``"triton"`` and ``"torch"`` force one. On CPU tensors ``"triton"`` runs in
+``backend="auto"`` runs the Triton kernels on CUDA tensors (when Triton is installed), the Numba
+kernels on CPU tensors when no gradient is needed (inference; when Numba is installed) and the
+references otherwise; ``"triton"``, ``"numba"`` and ``"torch"`` force one. The Numba kernels are
+inference-only: asked for a gradient, ``"numba"`` runs the reference. On CPU tensors ``"triton"`` runs in
 Triton's interpreter, which must be switched on before Triton is imported
 (``TRITON_INTERPRET=1``); the tests use this to compare kernels and references on a CPU.
 
@@ -13,6 +15,7 @@ autograd formula, so models using them trace under ``torch.compile`` and capture
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import torch
@@ -23,8 +26,12 @@ from .scb_tail_ref import check_neuron, mtlif_ref, temporal_mix_ref
 
 # Without Triton (e.g. macOS, or a CPU-only install) the references still work; "auto" picks them.
 HAS_TRITON = importlib.util.find_spec("triton") is not None
+# Numba compiles the CPU kernels with its own LLVM: no C++ compiler needed, wheels for every desktop OS.
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
 
-BACKENDS = ("auto", "triton", "torch")
+BACKENDS = ("auto", "triton", "numba", "torch")
+log = logging.getLogger("stc_zoo")
+_said_no_numba = False
 
 
 def check_backend(backend: str) -> None:
@@ -50,11 +57,31 @@ def interpreter_on() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """``"triton"`` or ``"torch"`` for tensors on ``device``; raises if ``"triton"`` cannot run there."""
+def _cpu_auto() -> str:
+    global _said_no_numba
+    if HAS_NUMBA:
+        return "numba"
+    if not _said_no_numba:
+        _said_no_numba = True
+        log.warning("stc-zoo: numba is not installed, so CPU inference runs the slower PyTorch reference "
+                    "(pip install numba)")
+    return "torch"
+
+
+def resolve_backend(backend: str, device: torch.device, needs_grad: bool = False) -> str:
+    """``"triton"``, ``"numba"`` or ``"torch"`` for tensors on ``device``; raises if the backend asked
+    for cannot run there. ``needs_grad``: the Numba kernels have no backward, so the reference runs."""
     check_backend(backend)
     if backend == "auto":
-        return "triton" if HAS_TRITON and device.type == "cuda" and not interpreter_on() else "torch"
+        if device.type == "cuda":
+            return "triton" if HAS_TRITON and not interpreter_on() else "torch"
+        return "torch" if needs_grad or device.type != "cpu" else _cpu_auto()
+    if backend == "numba":
+        if not HAS_NUMBA:
+            raise DeviceError("backend='numba' needs the numba package (pip install numba)")
+        if device.type != "cpu":
+            raise DeviceError(f"backend 'numba' runs on the CPU, not {device.type}: use backend 'auto'")
+        return "torch" if needs_grad else "numba"
     if backend == "triton":
         if not HAS_TRITON:
             raise DeviceError("backend='triton' needs the triton package (pip install triton)")
@@ -97,7 +124,9 @@ def scb_tail(
     v0: torch.Tensor | None = None,
     out_dtype: torch.dtype | None = None,
     backend: str = "auto",
-) -> torch.Tensor:
+    past: torch.Tensor | None = None,
+    return_state: bool = False,
+):
     """Temporal mixing then multi-threshold LIF over all T steps (``scb_tail_ref``'s math).
 
     Args:
@@ -107,18 +136,28 @@ def scb_tail(
         v0: ``[B, C, ...]`` initial membrane, zeros when None.
         out_dtype: dtype of the spike counts; ``y.dtype`` when None. ``torch.int8`` is for
             inference only (no gradient flows through integers).
+        past: ``[k_t - 1, B, C, ...]`` the inputs of the steps before ``y`` (oldest first) for
+            the mixing; zeros when None (the start of a sequence).
+        return_state: also return the final membrane ``[B, C, ...]`` and the new ``past``.
     Returns:
-        spike counts ``[T, B, C, ...]`` in ``{0..K}``.
+        spike counts ``[T, B, C, ...]`` in ``{0..K}``; with ``return_state``, ``(spikes, v, past)``.
     """
     _check_tail_args(y, w, beta, v0, K, reset, surrogate, out_dtype)
     out_dtype = out_dtype or y.dtype
-    if resolve_backend(backend, y.device) == "torch":
-        x = y if w is None else temporal_mix_ref(y, w)
-        return mtlif_ref(x, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0=v0).to(out_dtype)
+    needs_grad = torch.is_grad_enabled() and any(
+        a is not None and a.requires_grad for a in (y, w, beta, v0, past))
+    chosen = resolve_backend(backend, y.device, needs_grad)
+    if chosen == "numba":
+        from . import snn_numba
+
+        spikes, v, past = snn_numba.scb_tail(y, w, beta, v_th, K, reset, v0, past)
+        return (spikes.to(out_dtype), v, past) if return_state else spikes.to(out_dtype)
+    if chosen == "torch" or return_state or past is not None:
+        # The Triton kernel keeps no state between calls: stateful calls run the reference.
+        return _scb_tail_ref(y, w, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0, out_dtype, past,
+                             return_state)
     if w is None:
         w = torch.ones(y.shape[2], 1, dtype=beta.dtype, device=y.device)
-    needs_grad = torch.is_grad_enabled() and any(
-        a is not None and a.requires_grad for a in (y, w, beta, v0))
     if needs_grad and not out_dtype.is_floating_point:
         raise ValueError(f"out_dtype={out_dtype} cannot carry a gradient; use a float dtype for training")
     spikes, _ = torch.ops.stc_zoo.scb_tail(
@@ -127,18 +166,46 @@ def scb_tail(
     return spikes
 
 
+def _scb_tail_ref(y, w, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0, out_dtype, past, return_state):
+    if w is None:
+        x, new_past = y, y[:0]
+    else:
+        P = w.shape[1] - 1
+        # Zero history is the start of a sequence: mix y alone (the original op, bit for bit).
+        x = temporal_mix_ref(y, w) if past is None else temporal_mix_ref(torch.cat([past, y]), w)[P:]
+        full = torch.cat([y.new_zeros((P, *y.shape[1:])) if past is None else past, y])
+        new_past = full[full.shape[0] - P:]
+    spikes, v = mtlif_ref(x, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0=v0, return_v=True)
+    return (spikes.to(out_dtype), v, new_past) if return_state else spikes.to(out_dtype)
+
+
 # ---------------------------------------------------------------------------------- compression
 def compress_events(
     x: torch.Tensor, y: torch.Tensor, p: torch.Tensor, t: torch.Tensor, offsets: torch.Tensor,
     sensor_size: tuple[int, int], T: int, ratio: int = 1, split_by: str = "number",
-    spatial: int = 1, decay: float = 1.0, backend: str = "auto",
+    spatial: int = 1, decay: float = 1.0, step_us: int | None = None, backend: str = "auto",
+    origins: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``compress_events_ref``'s contract (``[T, B, 2, H', W']`` float32) on the chosen backend."""
-    if resolve_backend(backend, t.device) == "torch":
-        return compress_events_ref(x, y, p, t, offsets, sensor_size, T, ratio, split_by, spatial, decay)
+    """``compress_events_ref``'s contract (``[T, B, 2, H', W']`` float32) on the chosen backend.
+    ``origins`` (duration binning): the Triton kernel does not take them, so the reference runs."""
+    step_us = int(step_us or 0)
+    chosen = resolve_backend(backend, t.device)
+    if chosen == "torch" or (chosen == "triton" and origins is not None):
+        return compress_events_ref(x, y, p, t, offsets, sensor_size, T, ratio, split_by, spatial, decay, step_us,
+                                   origins)
+    if chosen == "numba":
+        from . import compress_numba
+
+        frames, (code, index) = compress_numba.compress_events(
+            *(a.numpy() for a in (x, y, p, t, offsets)), sensor_size, T, ratio, split_by, spatial, decay, step_us,
+            None if origins is None else origins.numpy())
+        if code != compress_numba.OK:
+            raise ValueError(f"event {index} is off the sensor, has a polarity not 0/1 or an unsorted timestamp "
+                             "(check events with stc_zoo.data.check_events first)")
+        return torch.from_numpy(frames)
     W, H = (int(v) for v in sensor_size)
     return torch.ops.stc_zoo.compress_events(
-        x, y, p, t, offsets, W, H, int(T), int(ratio), split_by, int(spatial), float(decay))
+        x, y, p, t, offsets, W, H, int(T), int(ratio), split_by, int(spatial), float(decay), step_us)
 
 
 # ---------------------------------------------------------------------------------- registration
@@ -192,11 +259,12 @@ if HAS_TRITON:
     @torch.library.custom_op("stc_zoo::compress_events", mutates_args=())
     def _compress_events_op(
         x: torch.Tensor, y: torch.Tensor, p: torch.Tensor, t: torch.Tensor, offsets: torch.Tensor,
-        W: int, H: int, T: int, ratio: int, split_by: str, spatial: int, decay: float,
+        W: int, H: int, T: int, ratio: int, split_by: str, spatial: int, decay: float, step_us: int,
     ) -> torch.Tensor:
-        return compress_triton.compress_events(x, y, p, t, offsets, (W, H), T, ratio, split_by, spatial, decay)
+        return compress_triton.compress_events(x, y, p, t, offsets, (W, H), T, ratio, split_by, spatial, decay,
+                                               step_us)
 
     @_compress_events_op.register_fake
-    def _(x, y, p, t, offsets, W, H, T, ratio, split_by, spatial, decay):
+    def _(x, y, p, t, offsets, W, H, T, ratio, split_by, spatial, decay, step_us):
         Hs, Ws = pooled_size((W, H), spatial)
         return t.new_empty((T, offsets.shape[0] - 1, 2, Hs, Ws), dtype=torch.float32)

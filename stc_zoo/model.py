@@ -28,6 +28,7 @@ from .hub.files import WEIGHTS_NAME
 from .hub.resolve import checkpoint_folder
 from .kernels import ops
 from .network import StcNetwork
+from .stream import StreamSession
 from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
@@ -55,7 +56,9 @@ class StcSNN(
         self.config = config  # frozen: nothing below changes it
         self.checkpoint_folder: Path | None = None  # where from_pretrained found the weights
         self.pipeline = SpatioTemporalCompression.from_config(config.input, backend)
-        self.network = StcNetwork(config.network, config.input.output_size, steps=config.input.T, backend=backend)
+        # A duration-binned model takes any number of steps (a stream has no fixed length).
+        steps = None if config.input.streamable else config.input.T
+        self.network = StcNetwork(config.network, config.input.output_size, steps=steps, backend=backend)
 
     @property
     def backend(self) -> str:
@@ -92,6 +95,13 @@ class StcSNN(
     def predict(self, events: Events) -> torch.Tensor:
         """Predicted labels ``[B]`` for raw events."""
         return self.predict_proba(events).argmax(-1)
+
+    def stream(self, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
+               origin_us: int | None = None) -> StreamSession:
+        """A streaming session (``stc_zoo.stream.StreamSession``): push packets of events, get each
+        completed step's output and a decision once ``threshold`` / ``min_steps`` hold. Needs a
+        duration-binned model (``config.input.split_by == "duration"``)."""
+        return StreamSession(self, threshold, min_steps, record_spikes, origin_us)
 
     def fuse_for_inference(self) -> StcSNN:
         """Switch to eval mode and fold every BatchNorm into its conv; returns self."""

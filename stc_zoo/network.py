@@ -8,6 +8,7 @@ events, files or the Hub: ``stc_zoo.StcSNN`` puts the input pipeline in front of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -15,7 +16,18 @@ from torch import nn
 from .config import NetworkConfig
 from .errors import InputError
 from .kernels import ops
-from .layers import MultiThresholdLIF, SynapticConvBlock
+from .layers import LayerState, MultiThresholdLIF, SynapticConvBlock, check_step_mode, set_step_mode
+
+# Layer name (as in named_modules: "blocks.0.lif", ..., "lif") -> that layer's state.
+NetworkState = dict[str, LayerState]
+
+
+class Steps(NamedTuple):
+    """What ``StcNetwork.forward_steps`` returns."""
+
+    logits: torch.Tensor  # [T, B, num_classes], each step's logits (forward() returns their mean)
+    state: NetworkState  # every spiking layer's state after the last step
+    spikes: dict[str, torch.Tensor] | None  # layer name -> [T, B, C, ...] spike counts, when recorded
 
 
 class StcNetwork(nn.Module):
@@ -25,8 +37,11 @@ class StcNetwork(nn.Module):
         config: the architecture.
         input_size: ``(H', W')`` of the compressed frames it takes.
         steps: the number of steps T it takes; None accepts any.
-        backend: ``"auto"``, ``"triton"`` or ``"torch"`` for the fused SCB tails (``set_backend``).
-    Shapes: ``[T, B, 2, H', W'] -> [B, num_classes]``.
+        backend: ``"auto"``, ``"triton"``, ``"numba"`` or ``"torch"`` (``set_backend``). Inference on
+            a CPU runs the Numba kernels (``stc_zoo.network_numba``) under ``"auto"``.
+    Shapes: ``[T, B, 2, H', W'] -> [B, num_classes]``. In step mode ``"s"`` (``set_step_mode``)
+    ``forward`` takes one step ``[B, 2, H', W']``, returns that step's logits and keeps the state
+    for the next call until ``reset_state()``; ``forward_steps`` is the explicit-state form.
     """
 
     def __init__(self, config: NetworkConfig, input_size: tuple[int, int], steps: int | None = None,
@@ -46,24 +61,40 @@ class StcNetwork(nn.Module):
         self.fc1 = nn.Linear(features, config.hidden)
         self.lif = MultiThresholdLIF(config.hidden, **lif)
         self.fc2 = nn.Linear(config.hidden, config.num_classes)
+        self.step_mode, self.state = "m", None
         self.set_backend(backend)
 
     def set_backend(self, backend: str) -> StcNetwork:
-        """Use ``"auto"``, ``"triton"`` or ``"torch"`` in every spiking layer; returns self."""
+        """Use ``"auto"``, ``"triton"``, ``"numba"`` or ``"torch"`` in every spiking layer; returns self."""
         ops.check_backend(backend)
+        self.backend = backend
         for module in self.modules():
             if isinstance(module, MultiThresholdLIF):
                 module.backend = backend
+        return self
+
+    def set_step_mode(self, mode: str) -> StcNetwork:
+        """``"m"``: ``forward`` takes ``[T, B, 2, H', W']``; ``"s"``: one step ``[B, 2, H', W']`` at a
+        time, state carried between calls. Starts at rest; returns self."""
+        check_step_mode(mode)
+        set_step_mode(self, mode)
+        self.step_mode, self.state = mode, None
+        return self
+
+    def reset_state(self) -> StcNetwork:
+        """Forget the state of step mode ``"s"``: the next step starts from rest. Returns self."""
+        self.state = None
         return self
 
     @property
     def device(self) -> torch.device:
         return self.fc1.weight.device
 
-    def check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor, finite: bool = True) -> None:
         """Raise InputError unless ``x`` is a finite float ``[T, B, 2, H', W']`` on this network's device.
 
-        Finiteness is not checked under ``torch.compile`` or CUDA-graph capture (it would sync).
+        Finiteness is not checked under ``torch.compile`` or CUDA-graph capture (it would sync), nor
+        with ``finite=False`` (the Numba path checks it inside its first kernel, for free).
         """
         expected = (self.steps or "T", "B", 2, *self.input_size)
         if not isinstance(x, torch.Tensor):
@@ -75,20 +106,70 @@ class StcNetwork(nn.Module):
             raise InputError(f"expected a floating-point input, got {x.dtype}")
         if x.device != self.device:
             raise InputError(f"input is on {x.device}, model on {self.device}")
-        if torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        if not finite or torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
             return
         if not torch.isfinite(x).all():
             raise InputError("input holds NaN or Inf")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T, B, 2, H', W']`` synaptic current -> ``[B, num_classes]`` logits."""
-        self.check_input(x)
-        x = x.to(self.fc1.weight.dtype)
-        for block in self.blocks:
-            x = block(x)
+        """``[T, B, 2, H', W']`` synaptic current -> ``[B, num_classes]`` logits (the mean over the steps).
+
+        In step mode ``"s"``: ``[B, 2, H', W']`` -> that step's logits, continuing from the last call.
+        """
+        if self.step_mode == "s":
+            if not isinstance(x, torch.Tensor) or x.ndim != 4:
+                raise InputError(f"step mode 's' takes one step [B, 2, H, W], got "
+                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            steps = self.forward_steps(x[None], self.state)
+            self.state = steps.state
+            return steps.logits[0]
+        return self.forward_steps(x, return_state=False).logits.mean(0)
+
+    def uses_numba(self, x: torch.Tensor) -> bool:
+        """Whether a call on ``x`` runs the Numba inference path (CPU, eval mode, no gradient needed)."""
+        if self.training:
+            return False
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        return ops.resolve_backend(self.backend, x.device, needs_grad) == "numba"
+
+    def forward_steps(self, x: torch.Tensor, state: NetworkState | None = None, record: bool = False,
+                      return_state: bool = True) -> Steps:
+        """Each step's logits for ``x [T, B, 2, H', W']``, continuing from ``state`` (rest when None).
+
+        Feeding a sequence in pieces, each with the state the previous piece returned, gives the
+        same bits as feeding it whole (for a given backend; tests check it). ``record``: also
+        return every spiking layer's spike counts. ``return_state=False`` leaves ``Steps.state``
+        None (saves building it).
+        """
+        numba_path = isinstance(x, torch.Tensor) and self.uses_numba(x)
+        self.check_input(x, finite=not numba_path)
+        state = state or {}
+        if numba_path:
+            from . import network_numba
+
+            steps = network_numba.forward_steps(self, x, state, record, return_state)
+        else:
+            steps = self._reference_steps(x.to(self.fc1.weight.dtype), state, record)
+        return steps if return_state else steps._replace(state=None)
+
+    def _reference_steps(self, x: torch.Tensor, state: NetworkState, record: bool) -> Steps:
+        # Outside training on a CPU, frames go through conv and linear layers one step at a time, so
+        # a step's bits do not depend on the chunk it came in (oneDNN rounds by batch size).
+        per_step = not self.training and x.device.type == "cpu"
+        new_state, spikes = {}, {}
+        for i, block in enumerate(self.blocks):
+            name = f"blocks.{i}.lif"
+            x, new_state[name] = block.run(x, state.get(name), per_step)
+            if record:
+                spikes[name] = x.detach()
             x = self.pool(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-        x = self.fc1(self.dropout(x.flatten(2)))
-        return self.fc2(self.lif(x)).mean(0)
+        x = self.dropout(x.flatten(2))
+        x = torch.stack([self.fc1(f) for f in x]) if per_step else self.fc1(x)
+        x, new_state["lif"] = self.lif.run(x, state=state.get("lif"))
+        if record:
+            spikes["lif"] = x.detach()
+        logits = torch.stack([self.fc2(f) for f in x]) if per_step else self.fc2(x)
+        return Steps(logits, new_state, spikes if record else None)
 
     # ------------------------------------------------------------------ checkpoint form
     @property
@@ -113,15 +194,6 @@ class StcNetwork(nn.Module):
 
 def record_spikes(network: StcNetwork, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
     """Logits ``[B, classes]`` and the spike counts of every MT-LIF layer (name, ``[T, B, ...]`` on CPU)."""
-    spikes, hooks = [], []
-    for name, module in network.named_modules():
-        if isinstance(module, MultiThresholdLIF):
-            hooks.append(module.register_forward_hook(
-                lambda m, i, out, name=name: spikes.append((name, out.detach().float().cpu()))))
-    try:
-        with torch.no_grad():
-            logits = network(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return logits, spikes
+    with torch.no_grad():
+        steps = network.forward_steps(x, record=True)
+    return steps.logits.mean(0), [(name, s.float().cpu()) for name, s in steps.spikes.items()]

@@ -54,6 +54,19 @@ _ENTRIES = [
         hub_repo="stc-zoo/nmnist-t4",
     ),
     ZooEntry(
+        # Duration-binned for streaming: a step every 20 ms from the first event (4 fine bins of 5 ms),
+        # 15 steps = the first 300 ms of a recording (N-MNIST's three saccades).
+        name="nmnist-stream-20ms",
+        dataset="N-MNIST",
+        reader="nmnist",
+        data_hint="PATH/TO/N-MNIST  (a folder with Train/ and/or Test/ in the dataset's own layout)",
+        config=StcConfig(InputConfig(sensor_size=(34, 34), T=15, ratio=4, split_by="duration", spatial=1, decay=1.0,
+                                     step_us=20_000),
+                         NetworkConfig(num_classes=10, channels=(32, 64), hidden=128),
+                         class_names=tuple(str(d) for d in range(10))),
+        hub_repo="stc-zoo/nmnist-stream-20ms",
+    ),
+    ZooEntry(
         name="dvsgesture-t4",
         dataset="DVS128 Gesture",
         reader="dvsgesture",

@@ -169,14 +169,19 @@ BATCHES = [
 ]
 
 
-@pytest.mark.parametrize("split_by", ["number", "time"])
+@pytest.mark.parametrize("backend", ["triton", "numba"])
+@pytest.mark.parametrize("split_by", ["number", "time", "duration"])
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("T, ratio, spatial, decay", [(1, 1, 1, 1.0), (4, 3, 2, 0.8), (8, 2, 3, 0.5), (3, 5, 4, 0.9)])
-def test_compression_matches_reference(batch, split_by, T, ratio, spatial, decay):
+def test_compression_matches_reference(batch, split_by, T, ratio, spatial, decay, backend):
+    if backend == "numba" and DEVICE != "cpu":
+        pytest.skip("the Numba kernels run on the CPU")
     seed, counts, W, H, t_max = batch
     x, y, p, t, offsets = random_batch(seed, counts, W, H, t_max)
-    args = (x, y, p, t, offsets, (W, H), T, ratio, split_by, spatial, decay)
-    got = ops.compress_events(*args, backend="triton")
+    # A step of about a tenth of the recording, so some events fall after the last step.
+    step_us = ratio * max(1, t_max // (10 * ratio)) if split_by == "duration" else 0
+    args = (x, y, p, t, offsets, (W, H), T, ratio, split_by, spatial, decay, step_us)
+    got = ops.compress_events(*args, backend=backend)
     want = compress_events_ref(*args)
     assert got.dtype == torch.float32 and got.shape == want.shape
     assert torch.equal(got, want)
@@ -193,7 +198,7 @@ def test_compression_drops_events_outside_the_sensor_instead_of_writing_out_of_b
 def test_compression_op_registration():
     x, y, p, t, offsets = random_batch(1, [40, 0, 90], 9, 7, 500)
     torch.library.opcheck(torch.ops.stc_zoo.compress_events.default,
-                          (x, y, p, t, offsets, 9, 7, 3, 2, "time", 2, 0.8))
+                          (x, y, p, t, offsets, 9, 7, 3, 2, "time", 2, 0.8, 0))
 
 
 # ---------------------------------------------------------------------------------- 64-bit offsets
@@ -267,7 +272,10 @@ def test_backend_switch_errors(monkeypatch):
     with pytest.raises(ValueError, match="unknown backend"):
         StcSNN(tiny_config(), backend="fast")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    assert ops.resolve_backend("auto", torch.device("cpu")) == "torch"
+    # CPU: the Numba kernels for inference, the reference when a gradient is needed.
+    assert ops.resolve_backend("auto", torch.device("cpu")) == ("numba" if ops.HAS_NUMBA else "torch")
+    assert ops.resolve_backend("auto", torch.device("cpu"), needs_grad=True) == "torch"
+    assert ops.resolve_backend("numba", torch.device("cpu"), needs_grad=True) == "torch"
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
         ops.resolve_backend("triton", torch.device("cpu"))
 

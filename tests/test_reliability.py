@@ -72,7 +72,8 @@ def resume_until_done(data, out, cache, kills: int, seed: int, span: float) -> i
         proc = subprocess.Popen(TRAIN + args(data, out, cache, *extra), stdout=log, stderr=subprocess.STDOUT)
         if attempt < kills:
             try:
-                proc.wait(timeout=rng.uniform(0.2, span))
+                # Early enough that a run faster than the reference (warm caches) is still caught mid-way.
+                proc.wait(timeout=rng.uniform(0.1, 0.6) * span)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 killed += 1

@@ -1,0 +1,158 @@
+"""Streaming inference: a model's decisions while the events arrive.
+
+``session = model.stream()`` (a duration-binned model: its steps are ``step_us`` long, counted
+from the session's origin, the first event unless given). ``session.push(packet)`` takes events
+in packets of any size, in time order, and returns one ``StepOutput`` per step the packet
+completed: a step ``[start, end)`` is complete once an event at or after ``end`` has arrived (or
+``push(..., now_us=end)`` says the stream has reached it). The session keeps every layer's
+membrane and the temporal mixing's past inputs between calls, so the per-step logits are
+bit-identical to the offline ``network.forward_steps`` on the same recording binned the same way
+(tests check it on the reference and the Numba paths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data.events import EVENT_DTYPE, check_events
+from .errors import EventFormatError, InputError
+from .transforms import SpatioTemporalCompression
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What one completed step gives."""
+
+    step: int  # index of the step, 0 = the one starting at the origin
+    end_us: int  # its end, in microseconds after the origin (the recording time seen so far)
+    logits: torch.Tensor  # [num_classes] this step's logits
+    probs: torch.Tensor  # [num_classes] softmax of the mean logits of steps 0..step (predict_proba's rule)
+    label: int  # argmax of probs
+    confidence: float  # max of probs
+    compute_ms: float  # compression + network time spent on this step (the push's time / its steps)
+    spikes: dict[str, int] | None = None  # spikes each spiking layer emitted in this step, when recorded
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The first step at which the decision rule held."""
+
+    step: int
+    end_us: int  # microseconds of recording seen when it was made
+    label: int
+    name: str
+    confidence: float
+
+
+class StreamSession:
+    """A stateful stream of events through one model (one stream; open one session per camera).
+
+    Args:
+        model: an ``StcSNN`` whose input bins by duration (``config.input.split_by == "duration"``).
+        threshold: decide at the first step whose running confidence reaches it; None decides at
+            step ``T`` (the window the model was trained on), as the offline prediction does.
+        min_steps: never decide before this many steps.
+        record_spikes: report each step's spike count per spiking layer.
+        origin_us: where step 0 starts; the first event's timestamp when None.
+    """
+
+    def __init__(self, model, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
+                 origin_us: int | None = None):
+        config = model.config.input
+        if not config.streamable:
+            raise InputError(
+                f"this model bins events by {config.split_by}, which needs the whole recording; streaming needs "
+                "a duration-binned model (split_by 'duration', e.g. zoo model nmnist-stream-20ms)")
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+        if not isinstance(min_steps, int) or min_steps < 1:
+            raise ValueError(f"min_steps must be an integer >= 1, got {min_steps!r}")
+        self.model, self.threshold, self.min_steps, self.record_spikes = model, threshold, min_steps, record_spikes
+        self.step_us = config.step_us
+        # One step per sample: each completed step is compressed as its own window.
+        self._one_step = SpatioTemporalCompression.from_config(dataclasses.replace(config, T=1), model.backend)
+        self._fixed_origin = origin_us
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: every layer at rest, no events pending, no decision."""
+        self.origin_us: int | None = self._fixed_origin
+        self.steps = 0  # completed steps
+        self.decision: Decision | None = None
+        self._state, self._pending, self._last_t = None, [], None
+        self._logit_sum = None
+
+    # ------------------------------------------------------------------ input
+    def _accept(self, events: np.ndarray) -> None:
+        events = check_events(events, self.model.config.input.sensor_size, "packet")
+        if not len(events):
+            return
+        first, last = int(events["t"][0]), int(events["t"][-1])
+        if self._last_t is not None and first < self._last_t:
+            raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
+                                   f"(t={self._last_t} us); push events in time order")
+        if self.origin_us is None:
+            self.origin_us = first
+        if first < self.origin_us:
+            raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({self.origin_us} us)")
+        self._pending.append(events)
+        self._last_t = last
+
+    def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[StepOutput]:
+        """Add a packet of events (any size, possibly empty; time-ordered, after every earlier packet)
+        and return the outputs of the steps it completed. ``now_us``: the stream has reached this time
+        (no event before it is still to come), which completes steps in silent stretches too."""
+        start = time.perf_counter()
+        if events is not None:
+            self._accept(events)
+        if self.origin_us is None:
+            return []
+        horizon = max(self._last_t if self._last_t is not None else self.origin_us, now_us or 0)
+        done = (horizon - self.origin_us) // self.step_us - self.steps  # steps whose end <= horizon
+        if done <= 0:
+            return []
+        x, starts = self._compress_completed(done)
+        with torch.no_grad():
+            out = self.model.network.forward_steps(x, self._state, record=self.record_spikes)
+        self._state = out.state
+        per_step = 1e3 * (time.perf_counter() - start) / done
+        return [self._step_output(i, out, starts[i], per_step) for i in range(done)]
+
+    def _compress_completed(self, done: int) -> tuple[torch.Tensor, list[int]]:
+        """``[done, 1, 2, H', W']`` current of the next ``done`` steps; their events leave the buffer."""
+        pending = np.concatenate(self._pending) if len(self._pending) > 1 else (
+            self._pending[0] if self._pending else np.empty(0, EVENT_DTYPE))
+        starts = [self.origin_us + (self.steps + i) * self.step_us for i in range(done + 1)]
+        cuts = np.searchsorted(pending["t"], starts, side="left")
+        windows = [pending[cuts[i]:cuts[i + 1]] for i in range(done)]
+        rest = pending[cuts[-1]:]
+        self._pending = [rest] if len(rest) else []
+        frames = self._one_step.batch(windows, device=self.model.device, origins_us=starts[:-1])
+        return frames.transpose(0, 1), starts[:-1]  # [1, done, ...] -> [done, 1, ...]
+
+    def _step_output(self, i: int, out, start_us: int, compute_ms: float) -> StepOutput:
+        logits = out.logits[i, 0]
+        # Running mean of the step logits in float64, so a long stream does not drift.
+        self._logit_sum = logits.double() if self._logit_sum is None else self._logit_sum + logits.double()
+        self.steps += 1
+        probs = torch.softmax((self._logit_sum / self.steps).float(), dim=-1)
+        confidence, label = (v.item() for v in probs.max(-1))
+        spikes = {name: int(s[i].sum()) for name, s in out.spikes.items()} if out.spikes else None
+        step = StepOutput(self.steps - 1, start_us + self.step_us - self.origin_us, logits, probs, int(label),
+                          float(confidence), compute_ms, spikes)
+        if self.decision is None and self._decides(step):
+            self.decision = Decision(step.step, step.end_us, step.label, self.model.config.labels[step.label],
+                                     step.confidence)
+        return step
+
+    def _decides(self, step: StepOutput) -> bool:
+        if self.steps < self.min_steps:
+            return False
+        if self.threshold is None:
+            return self.steps >= self.model.config.input.T
+        return step.confidence >= self.threshold

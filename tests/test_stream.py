@@ -1,0 +1,182 @@
+"""Streaming: sessions, fixed-duration binning, layer state and step modes.
+
+The central promise: pushing a recording in packets of any size gives bit-identical per-step
+logits to the offline forward of the same recording binned the same way, on every path.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from eventfiles import SUBSET
+from stc_zoo import InputError, StcConfig, StcSNN
+from stc_zoo.data import synthetic_events
+from stc_zoo.errors import EventFormatError
+from stc_zoo.kernels import ops
+from stc_zoo.layers import MultiThresholdLIF, SynapticConvBlock, set_step_mode
+from stc_zoo.transforms import SpatioTemporalCompression
+
+BACKENDS = ["torch"] + (["numba"] if ops.HAS_NUMBA else [])
+STEP_US = 8_000
+
+
+def streaming_model(backend: str, seed: int = 0, sensor_size=(16, 12), step_us=STEP_US) -> StcSNN:
+    """A small duration-binned model whose every layer spikes on random events."""
+    config = StcConfig().replace(sensor_size=sensor_size, num_classes=4, T=5, ratio=4, split_by="duration",
+                                 step_us=step_us, channels=(4, 6), hidden=10, k_t=2, K=3)
+    torch.manual_seed(seed)
+    model = StcSNN(config, backend=backend).eval()
+    with torch.no_grad():
+        for block in model.network.blocks:
+            block.conv.weight.mul_(3)
+            block.bn.bias.uniform_(0.0, 1.0)
+        model.network.fc1.weight.mul_(4)
+        model.network.fc1.bias.uniform_(0.5, 2.0)
+    return model
+
+
+def offline_steps(model: StcSNN, events: np.ndarray, steps: int, origin_us=None) -> torch.Tensor:
+    """Per-step logits ``[steps, num_classes]`` of the offline forward over ``steps`` steps."""
+    pipe = SpatioTemporalCompression.from_config(dataclasses.replace(model.config.input, T=steps), model.backend)
+    x = pipe.batch([events], origins_us=None if origin_us is None else [origin_us])
+    with torch.no_grad():
+        out = model.network.forward_steps(x, record=True)
+    for name, s in out.spikes.items():
+        assert s.sum() > 0, f"{name} never spiked: the comparison would test nothing"
+    return out.logits[:, 0]
+
+
+def push_in_packets(session, events, rng, now_us=None):
+    outputs, i = [], 0
+    while i < len(events):
+        n = int(rng.choice([0, 1, 7, 50, 333, 1200]))  # empty packets, single events, packets crossing steps
+        outputs += session.push(events[i:i + n])
+        i += n
+    if now_us is not None:
+        outputs += session.push(now_us=now_us)
+    return outputs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_equals_offline_bit_for_bit(backend, seed):
+    model = streaming_model(backend, seed)
+    events = synthetic_events((16, 12), 4000, seed=seed, duration_us=7 * STEP_US + 3_000)
+    session = model.stream(record_spikes=True)
+    outputs = push_in_packets(session, events, np.random.default_rng(seed))
+    t0, t_last = int(events["t"][0]), int(events["t"][-1])
+    assert len(outputs) == (t_last - t0) // STEP_US  # a step completes only when an event reaches its end
+    outputs += session.push(now_us=t0 + 8 * STEP_US)  # the stream reached the end of step 7
+    assert [o.step for o in outputs] == list(range(8))
+    assert [o.end_us for o in outputs] == [(k + 1) * STEP_US for k in range(8)]
+    want = offline_steps(model, events, 8)
+    got = torch.stack([o.logits for o in outputs])
+    assert torch.equal(got, want)
+    # The running probabilities are predict_proba's rule on the steps so far.
+    torch.testing.assert_close(outputs[4].probs, torch.softmax(want[:5].mean(0), -1), rtol=0, atol=1e-6)
+    assert outputs[4].label == int(outputs[4].probs.argmax())
+    assert all(o.spikes is not None and set(o.spikes) == {"blocks.0.lif", "blocks.1.lif", "lif"} for o in outputs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_given_origin_and_silent_stretches(backend):
+    model = streaming_model(backend)
+    events = synthetic_events((16, 12), 2000, seed=5, duration_us=3 * STEP_US)
+    events["t"] += 2 * STEP_US + 500  # the stream starts 2.06 steps after the origin
+    session = model.stream(origin_us=0)
+    outputs = session.push(events[:1000]) + session.push(now_us=9 * STEP_US)
+    assert [o.step for o in outputs] == list(range(9))
+    assert torch.equal(torch.stack([o.logits for o in outputs]), offline_steps(model, events[:1000], 9, origin_us=0))
+
+
+@pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streaming_equals_offline_on_a_real_recording(backend):
+    from stc_zoo.data.nmnist import read_nmnist_file
+
+    model = streaming_model(backend, sensor_size=(34, 34), step_us=20_000)
+    events = read_nmnist_file(sorted(SUBSET.glob("Train/5/*.bin"))[0])
+    outputs = push_in_packets(model.stream(), events, np.random.default_rng(0), now_us=int(events["t"][-1]) + 1)
+    steps = len(outputs)
+    assert steps == (int(events["t"][-1]) + 1 - int(events["t"][0])) // 20_000
+    assert torch.equal(torch.stack([o.logits for o in outputs]), offline_steps(model, events, steps))
+
+
+def test_decision_rule():
+    model = streaming_model("torch")
+    events = synthetic_events((16, 12), 3000, seed=3, duration_us=9 * STEP_US)
+    at_T = model.stream()
+    outputs = at_T.push(events)
+    assert at_T.decision is not None and at_T.decision.step == model.config.input.T - 1
+    assert at_T.decision.label == outputs[model.config.input.T - 1].label
+    eager = model.stream(threshold=1e-9, min_steps=3)  # any confidence will do: decides at min_steps
+    eager.push(events)
+    assert eager.decision.step == 2 and eager.decision.end_us == 3 * STEP_US
+    never = model.stream(threshold=1.0)
+    never.push(events)
+    assert never.decision is None or never.decision.confidence == 1.0
+    eager.reset()
+    assert eager.decision is None and eager.steps == 0
+
+
+def test_stream_errors():
+    with pytest.raises(InputError, match="duration-binned"):
+        StcSNN(StcConfig()).stream()
+    model = streaming_model("torch")
+    with pytest.raises(ValueError, match="threshold"):
+        model.stream(threshold=1.5)
+    session = model.stream()
+    events = synthetic_events((16, 12), 100, seed=0)
+    session.push(events[50:])
+    with pytest.raises(EventFormatError, match="time order"):
+        session.push(events[:50])
+    with pytest.raises(EventFormatError, match="field 'x'"):
+        bad = events[-5:].copy()
+        bad["x"][0] = 99
+        session.push(bad)
+
+
+def test_duration_config_rules():
+    with pytest.raises(ValueError, match="step_us"):
+        StcConfig().replace(split_by="duration")
+    with pytest.raises(ValueError, match="multiple of ratio"):
+        StcConfig().replace(split_by="duration", ratio=3, step_us=1000)
+    with pytest.raises(ValueError, match="only for split_by 'duration'"):
+        StcConfig().replace(step_us=1000)
+
+
+# ---------------------------------------------------------------------------------- layers
+def test_single_step_mode_equals_multi_step():
+    torch.manual_seed(0)
+    lif = MultiThresholdLIF(5, K=3)
+    x = torch.rand(6, 2, 5, 3) * 3
+    mix = torch.rand(5, 2)
+    whole, state = lif.run(x, mix)
+    set_step_mode(lif, "s")
+    steps = torch.stack([lif(x[t], mix) for t in range(6)])
+    assert torch.equal(steps, whole) and torch.equal(lif.v, state.v) and torch.equal(lif.state.past, state.past)
+    lif.reset_state()
+    assert lif.v is None and torch.equal(lif(x[0], mix), whole[0])
+
+
+def test_block_and_network_step_modes():
+    torch.manual_seed(1)
+    block = SynapticConvBlock(2, 3, k_t=2).eval()
+    x = torch.rand(4, 1, 2, 6, 6) * 3
+    with torch.no_grad():
+        whole, _ = block.run(x, per_step=True)
+        set_step_mode(block, "s")
+        assert torch.equal(torch.stack([block(x[t]) for t in range(4)]), whole)
+    model = streaming_model("torch")
+    x = torch.rand(5, 1, 2, 12, 16) * 2
+    with torch.no_grad():
+        per_step = model.network.forward_steps(x).logits
+        model.network.set_step_mode("s")
+        stepped = torch.stack([model.network(x[t]) for t in range(5)])
+        model.network.reset_state()
+        assert torch.equal(model.network(x[0]), per_step[0])
+    assert torch.equal(stepped, per_step)
+    with pytest.raises(InputError, match="one step"):
+        model.network(x)
