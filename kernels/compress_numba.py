@@ -93,6 +93,30 @@ def _compress(x, y, p, t, offsets, origins, W, H, T, ratio, mode, fine_us, spati
     return acc.astype(np.float32).reshape((T, offsets.size - 1, 2, Hs, Ws)), code, index
 
 
+@numba.njit(cache=True, nogil=True)
+def _check(x, y, p, t, W, H, previous):  # pragma: no cover
+    """``_sample``'s checks alone: ``(code, index)`` of the first bad event (``t`` must not go below ``previous``)."""
+    for i in range(x.size):
+        xi, yi, pi, ti = np.int64(x[i]), np.int64(y[i]), np.int64(p[i]), np.int64(t[i])
+        if xi < 0 or xi >= W:
+            return BAD_X, i
+        if yi < 0 or yi >= H:
+            return BAD_Y, i
+        if pi < 0 or pi > 1:
+            return BAD_P, i
+        if ti < previous:
+            return BAD_T, i
+        previous = ti
+    return OK, 0
+
+
+def check(events: np.ndarray, sensor_size: tuple[int, ...], previous_t: int = 0) -> tuple[int, int]:
+    """One pass over a checked-layout event array: ``(OK, 0)`` or the first bad event's ``(code, index)``;
+    timestamps must be >= ``previous_t`` and sorted."""
+    return _check(events["x"], events["y"], events["p"], events["t"], int(sensor_size[0]), int(sensor_size[1]),
+                  int(previous_t))
+
+
 @functools.lru_cache(maxsize=64)
 def weights(ratio: int, decay: float) -> np.ndarray:
     """``decay ** e`` for ``e = 0..ratio-1`` in float64, as the reference's ``torch.pow`` computes them."""

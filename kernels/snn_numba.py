@@ -7,7 +7,9 @@ first layer's input is event counts, mostly zero; so conv and linear layers loop
 non-zero inputs and add their weight rows (``y[out] += x[in] * w[in, :]``), skipping the zeros
 a dense kernel multiplies. Per output, a layer's sum runs in the same order whatever the batch
 or chunk, so a frame's result does not depend on what else is computed with it (streaming
-relies on this).
+relies on this). The kernels are serial on purpose: Numba's parallel regions gained ~30% on an
+idle 2-core machine but cost milliseconds per launch when other processes keep the cores busy
+(measured: 8 ms for a tiny kernel), and a shared machine is the usual case.
 
 The tail repeats the reference's float operations in the reference's order
 (``scb_tail_ref.py``), in the input's dtype, so for equal inputs it gives bit-identical
@@ -18,11 +20,13 @@ Nothing here computes gradients: these are the inference path.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def conv_sparse(x, w, bias, out):  # pragma: no cover
     """``out = conv2d(x, w) + bias``, zero padding ``k // 2``, skipping zero inputs.
 
@@ -33,7 +37,7 @@ def conv_sparse(x, w, bias, out):  # pragma: no cover
     k = w.shape[1]
     pad = k // 2
     bad = 0
-    for n in numba.prange(N):  # one frame per thread: its sums run in the same order on any thread count
+    for n in range(N):
         for oy in range(H):
             for ox in range(W):
                 out[n, oy, ox, :] = bias
@@ -58,11 +62,11 @@ def _axpy(a, x, y):  # pragma: no cover
         y[i] += a * x[i]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def linear_sparse(x, w, bias, out):  # pragma: no cover
     """``out = x @ w + bias`` skipping zero inputs. x: ``[N, F]``; w: ``[F, O]``; out: ``[N, O]``."""
     N, F = x.shape
-    for n in numba.prange(N):
+    for n in range(N):
         out[n, :] = bias
         for f in range(F):
             v = x[n, f]
@@ -70,7 +74,7 @@ def linear_sparse(x, w, bias, out):  # pragma: no cover
                 _axpy(v, w[f], out[n])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no cover
     """Temporal mixing then MT-LIF over the T steps of ``y``, continuing from state ``(v, past)``.
 
@@ -84,7 +88,7 @@ def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no c
     P = past.shape[0]
     taps = np.ascontiguousarray(w.T)  # [k_t, C]: tap d of every channel in one contiguous row
     scratch = np.empty((S, C), dtype=y.dtype)
-    for s in numba.prange(S):  # neurons are independent: any split over threads gives the same bits
+    for s in range(S):
         cur = scratch[s]
         for b in range(B):
             vb = v[b, s]
@@ -140,6 +144,7 @@ def pool2(x, use_max, quarter, out):  # pragma: no cover
                         out[n, oy, ox, c] = (((a + b) + d) + e) * quarter
 
 
+@functools.lru_cache(maxsize=None)
 def scalars(dtype: np.dtype, v_th: float, K: int) -> tuple:
     """``(v_th, K, 0, 1)`` as scalars of ``dtype``, so the tail never widens to float64 (or narrows)."""
     cast = np.dtype(dtype).type

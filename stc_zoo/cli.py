@@ -1,4 +1,4 @@
-"""The ``stc-zoo`` command line: list, info, predict, bench, show, evaluate.
+"""The ``stc-zoo`` command line: list, info, predict, bench, stream, show, evaluate.
 
 Every command that takes MODEL accepts a zoo name, a checkpoint folder or a Hub repo id, and
 loads it as ``StcSNN.from_pretrained`` does. Errors a user can cause print one line and exit 2.
@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from huggingface_hub import try_to_load_from_cache
 
@@ -131,7 +132,10 @@ def predict(args) -> list[dict]:
 
 
 def bench(args) -> dict:
-    """End-to-end latency (batch 1) and throughput (batch N): raw events -> logits."""
+    """Batch 1, raw events -> probabilities, every path side by side (interleaved rounds); then
+    throughput at batch N on the default path."""
+    from . import benchmark
+
     model = load_model(args).fuse_for_inference()
     sensor = model.config.input.sensor_size
     if args.events:
@@ -151,23 +155,69 @@ def bench(args) -> dict:
             sync()
         return once
 
+    rows = []
+    if args.device == "cpu" and not args.no_compare:
+        rows, facts = benchmark.compare(model, batch[0], args.rounds, args.runs, args.warmup,
+                                        compile_baseline=not args.no_compile)
     latency = median_ms(run(batch[:1]), args.runs, args.warmup, progress="batch 1")
     batch_ms = median_ms(run(batch), args.runs, args.warmup, progress=f"batch {args.batch}")
     result = {"model": args.model, "device": args.device, "backend": model.backend,
               "threads": torch.get_num_threads(), "torch": torch.__version__, "events": source,
               "runs": args.runs, "warmup": args.warmup, "latency_ms": round(latency, 3),
               "batch": args.batch, "batch_ms": round(batch_ms, 3),
-              "throughput_per_s": round(1e3 * args.batch / batch_ms, 1)}
+              "throughput_per_s": round(1e3 * args.batch / batch_ms, 1),
+              "paths": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"{args.model} on {args.device} (backend {model.backend}, {result['threads']} CPU threads, "
-              f"torch {torch.__version__})\nevents: {source}\n"
-              f"raw events -> logits, median of {args.runs} runs after {args.warmup} warm-up runs:")
-        print(table([{"batch": 1, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
-                     {"batch": args.batch, "median ms": f"{batch_ms:.3f}",
-                      "samples/s": f"{result['throughput_per_s']:.1f}"}], ["batch", "median ms", "samples/s"]))
+        return result
+    print(f"{args.model} on {args.device} (backend {model.backend}); {benchmark.environment()}\nevents: {source}")
+    if rows:
+        print(f"\nbatch 1, raw events -> probabilities: median ms over {args.rounds} interleaved rounds of "
+              f"{args.runs} runs; ratio = median per-round ratio to the fast path")
+        print(benchmark.render(rows))
+        stream = next(r for r in rows if r["path"].startswith("stream:"))
+        fast = next(r for r in rows if r["path"].startswith("e2e: stc-zoo fast"))
+        print(f"streaming: {stream['ms'] / facts['stream_steps']:.3f} ms per step; the offline forward's "
+              f"per-step share is {fast['ms'] / model.config.input.T:.3f} ms")
+    print(f"\ndefault path, median of {args.runs} runs after {args.warmup} warm-up runs:")
+    print(table([{"batch": 1, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
+                 {"batch": args.batch, "median ms": f"{batch_ms:.3f}",
+                  "samples/s": f"{result['throughput_per_s']:.1f}"}], ["batch", "median ms", "samples/s"]))
     return result
+
+
+def stream(args) -> dict:
+    """Replay a recording at ``--speed`` x real time through a streaming session, step by step."""
+    model = load_model(args)
+    events = read_event_file(args.file)
+    session = model.stream(threshold=args.threshold, min_steps=args.min_steps)
+    packet_us = max(1, int(args.packet_ms * 1000))
+    if not len(events):
+        raise StcError(f"{args.file}: no events")
+    t0 = int(events["t"][0])
+    ends = np.arange(t0 + packet_us, int(events["t"][-1]) + packet_us + 1, packet_us)
+    cuts = np.searchsorted(events["t"], ends, side="left")
+    names, start, begin, steps = model.config.labels, 0, time.perf_counter(), []
+    print(f"{args.file}: {len(events):,} events over {(int(events['t'][-1]) - t0) / 1e3:.1f} ms; "
+          f"steps of {model.config.input.step_us / 1e3:g} ms; packets of {packet_us / 1e3:g} ms at "
+          f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}")
+    for end, cut in zip(ends, cuts):
+        if args.speed > 0:  # wait for the packet's end, as a camera would deliver it
+            time.sleep(max(0.0, (end - t0) / 1e6 / args.speed - (time.perf_counter() - begin)))
+        for out in session.push(events[start:cut], now_us=int(end)):
+            steps.append(out)
+            print(f"step {out.step:3d}  t={out.end_us / 1e3:7.1f} ms  top {names[out.label]:>10} "
+                  f"({out.confidence:.3f})  compute {out.compute_ms:.3f} ms", flush=True)
+            if session.decision is not None and session.decision.step == out.step:
+                d = session.decision
+                print(f"decision: {d.name} at {d.end_us / 1e3:.1f} ms (step {d.step}), confidence {d.confidence:.3f}")
+        start = cut
+    compute = [o.compute_ms for o in steps]
+    summary = {"steps": len(steps), "decision": None if session.decision is None else session.decision.name,
+               "decision_ms": None if session.decision is None else session.decision.end_us / 1e3,
+               "median_compute_ms_per_step": round(float(np.median(compute)), 4) if compute else None}
+    print(json.dumps(summary))
+    return summary
 
 
 def show(args) -> None:
@@ -216,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         if model:
             p.add_argument("--revision", help="Hub branch, tag or commit")
             p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
-            p.add_argument("--backend", choices=("auto", "triton", "torch"), default=None,
-                           help="kernels: auto = Triton on CUDA, PyTorch on CPU")
+            p.add_argument("--backend", choices=("auto", "triton", "numba", "torch"), default=None,
+                           help="kernels: auto = Triton on CUDA, Numba for CPU inference; torch = the reference")
         p.set_defaults(func=func)
         return p
 
@@ -230,13 +280,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+", type=Path, metavar="FILE", help="event files (.bin, .aedat, .npy)")
     pr.add_argument("--json", action="store_true", help="one JSON object per file")
 
-    be = command("bench", bench, "latency (batch 1) and throughput from raw events to logits")
+    be = command("bench", bench, "latency of every path side by side (batch 1) and throughput, raw events -> logits")
     be.add_argument("--batch", type=int, default=32, help="batch size of the throughput run (default 32)")
     be.add_argument("--runs", type=int, default=100, help="timed runs per measurement (median; default 100)")
     be.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     be.add_argument("--events", type=Path, help="time this recording instead of synthetic streams")
     be.add_argument("--n-events", type=int, help="events per synthetic stream (default 4 per pixel)")
+    be.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side table (default 5)")
+    be.add_argument("--no-compare", action="store_true", help="time the default path only")
+    be.add_argument("--no-compile", action="store_true", help="leave out torch.compile of the SpikingJelly baseline")
     be.add_argument("--json", action="store_true")
+
+    st = command("stream", stream, "replay a recording through a streaming session: each step's top class, "
+                 "the decision, compute per step")
+    st.add_argument("file", type=Path, metavar="FILE", help="event file (.bin, .aedat, .npy)")
+    st.add_argument("--speed", type=float, default=1.0, help="x real time (default 1.0; 0 = as fast as possible)")
+    st.add_argument("--packet-ms", type=float, default=1.0, help="duration of each packet pushed (default 1 ms)")
+    st.add_argument("--threshold", type=float, help="decide once the running confidence reaches it "
+                    "(default: decide at step T, as the offline prediction)")
+    st.add_argument("--min-steps", type=int, default=1, help="never decide before this many steps")
 
     sh = command("show", show, "picture of a recording: events, compressed steps, spikes per layer", "--model")
     sh.add_argument("file", type=Path, help="event file (.bin, .aedat, .npy)")
@@ -256,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1:
-        print("stc-zoo: --batch and --runs must be >= 1", file=sys.stderr)
+    if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1 or getattr(args, "rounds", 1) < 1:
+        print("stc-zoo: --batch, --runs and --rounds must be >= 1", file=sys.stderr)
         return 2
     try:
         args.func(args)

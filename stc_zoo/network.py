@@ -152,10 +152,12 @@ class StcNetwork(nn.Module):
             steps = self._reference_steps(x.to(self.fc1.weight.dtype), state, record)
         return steps if return_state else steps._replace(state=None)
 
-    def _reference_steps(self, x: torch.Tensor, state: NetworkState, record: bool) -> Steps:
+    def _reference_steps(self, x: torch.Tensor, state: NetworkState, record: bool,
+                         per_step: bool | None = None) -> Steps:
         # Outside training on a CPU, frames go through conv and linear layers one step at a time, so
         # a step's bits do not depend on the chunk it came in (oneDNN rounds by batch size).
-        per_step = not self.training and x.device.type == "cpu"
+        if per_step is None:
+            per_step = not self.training and x.device.type == "cpu"
         new_state, spikes = {}, {}
         for i, block in enumerate(self.blocks):
             name = f"blocks.{i}.lif"

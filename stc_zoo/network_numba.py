@@ -45,19 +45,17 @@ class _Weights:
     fc2_bias: np.ndarray
 
 
-def _tensors(network) -> list:
-    """Every tensor the kernels read, by direct attribute access (``parameters()`` costs ~0.1 ms a call)."""
-    found = []
-    for block in network.blocks:
-        found += [block.conv.weight, block.conv.bias, block.bn, block.mix.weight, block.lif.a]
-        if isinstance(block.bn, torch.nn.BatchNorm2d):
-            found += [block.bn.weight, block.bn.bias, block.bn.running_mean, block.bn.running_var]
-    return found + [network.fc1.weight, network.fc1.bias, network.lif.a, network.fc2.weight, network.fc2.bias]
-
-
 def _key(network) -> tuple:
-    # A tensor changed in place bumps its version; a replaced one (or module, e.g. BN folded) is a new object.
-    return tuple((id(t), getattr(t, "_version", 0)) for t in _tensors(network))
+    """Identity and version of every parameter and buffer, found by walking ``_modules`` directly
+    (``parameters()`` costs ~0.1 ms a call). A tensor changed in place bumps its version; a replaced
+    tensor or module (e.g. BatchNorm folded) brings new objects."""
+    key, stack = [], [network]
+    while stack:
+        module = stack.pop()
+        key += [(id(t), t._version) for t in module._parameters.values() if t is not None]
+        key += [(id(t), t._version) for t in module._buffers.values() if t is not None]
+        stack += module._modules.values()
+    return tuple(key)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -93,23 +91,28 @@ def weights(network) -> _Weights:
 
 
 def _state_in(state: LayerState | None, shape: tuple[int, ...], k_t: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(v ``[B, S, C]``, past ``[k_t - 1, B, S, C]``) from a state in the reference's shapes (a copy)."""
+    """(v ``[B, S, C]``, past ``[k_t - 1, B, S, C]``) from a state in the reference's shapes, as fresh
+    numpy copies (the kernel updates them in place). Copied by numpy, not torch: a threaded torch
+    copy between the kernels' parallel regions fights their threads for the cores."""
     B, S, C = shape
     if state is None:
         return np.zeros(shape, dtype=dtype), np.zeros((k_t - 1, *shape), dtype=dtype)
 
     def last(t, lead):  # [*lead, C, *spatial] -> [*lead, S, C]
-        t = t.detach().reshape(*lead, C, S).transpose(-1, -2)
-        return t.clone(memory_format=torch.contiguous_format).numpy().astype(dtype, copy=False)
+        a = t.detach().numpy()
+        n = len(lead)
+        a = a.transpose(*range(n), *range(n + 1, a.ndim), n)  # channels last (a view)
+        return np.array(a, dtype=dtype, order="C").reshape(*lead, S, C)
 
     return last(state.v, (B,)), last(state.past, (k_t - 1, B))
 
 
-def _state_out(v: np.ndarray, past: np.ndarray, spatial: tuple[int, ...]) -> LayerState | None:
-    """The reference's shapes ``[B, C, *spatial]`` and ``[k_t - 1, B, C, *spatial]`` (views, no copy)."""
-    def back(a):
-        t = torch.from_numpy(a)  # [..., S, C]
-        return t.transpose(-1, -2).unflatten(-1, spatial) if spatial else t.transpose(-1, -2).squeeze(-1)
+def _state_out(v: np.ndarray, past: np.ndarray, spatial: tuple[int, ...]) -> LayerState:
+    """The reference's shapes ``[B, C, *spatial]`` and ``[k_t - 1, B, C, *spatial]``, as views (no copy)."""
+    def back(a):  # [*lead, S, C] -> [*lead, C, *spatial]
+        n = a.ndim - 2
+        t = torch.from_numpy(a.reshape(*a.shape[:n], *spatial, a.shape[-1]))
+        return t.permute(*range(n), t.ndim - 1, *range(n, t.ndim - 1))
     return LayerState(back(v), back(past))
 
 
@@ -148,7 +151,7 @@ def _forward_steps(network, x, state, record, return_state):
     w = weights(network)
     dtype = w.fc1.dtype
     T, B = x.shape[:2]
-    h = x.detach().to(network.fc1.weight.dtype).permute(0, 1, 3, 4, 2).contiguous().numpy()
+    h = np.ascontiguousarray(x.detach().numpy().transpose(0, 1, 3, 4, 2), dtype=dtype)
     new_state, spikes = {}, {}
     for block in w.blocks:
         _, _, H, W, c_in = h.shape

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data.events import EVENT_DTYPE, check_events
+from .data.events import EVENT_DTYPE, check_events, check_layout
 from .errors import EventFormatError, InputError
+from .kernels import ops
 from .transforms import SpatioTemporalCompression
+
+if ops.HAS_NUMBA:
+    from .kernels import compress_numba
+else:  # pragma: no cover - numba is a dependency; a broken install still streams
+    compress_numba = None
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,9 @@ class StreamSession:
                 f"this model bins events by {config.split_by}, which needs the whole recording; streaming needs "
                 "a duration-binned model (split_by 'duration', e.g. zoo model nmnist-stream-20ms)")
         if threshold is not None and not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+            raise InputError(f"threshold must be in (0, 1], got {threshold!r}")
         if not isinstance(min_steps, int) or min_steps < 1:
-            raise ValueError(f"min_steps must be an integer >= 1, got {min_steps!r}")
+            raise InputError(f"min_steps must be an integer >= 1, got {min_steps!r}")
         self.model, self.threshold, self.min_steps, self.record_spikes = model, threshold, min_steps, record_spikes
         self.step_us = config.step_us
         # One step per sample: each completed step is compressed as its own window.
@@ -89,9 +95,13 @@ class StreamSession:
 
     # ------------------------------------------------------------------ input
     def _accept(self, events: np.ndarray) -> None:
-        events = check_events(events, self.model.config.input.sensor_size, "packet")
+        sensor = self.model.config.input.sensor_size
+        check_layout(events, "packet")
         if not len(events):
             return
+        # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
+        if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
+            events = check_events(events, sensor, "packet")
         first, last = int(events["t"][0]), int(events["t"][-1])
         if self._last_t is not None and first < self._last_t:
             raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
@@ -137,14 +147,18 @@ class StreamSession:
 
     def _step_output(self, i: int, out, start_us: int, compute_ms: float) -> StepOutput:
         logits = out.logits[i, 0]
-        # Running mean of the step logits in float64, so a long stream does not drift.
-        self._logit_sum = logits.double() if self._logit_sum is None else self._logit_sum + logits.double()
+        # Running mean of the step logits in float64 (numpy: small tensors cost more in torch), so a
+        # long stream does not drift.
+        values = logits.numpy().astype(np.float64)
+        self._logit_sum = values if self._logit_sum is None else self._logit_sum + values
         self.steps += 1
-        probs = torch.softmax((self._logit_sum / self.steps).float(), dim=-1)
-        confidence, label = (v.item() for v in probs.max(-1))
+        mean = (self._logit_sum / self.steps).astype(np.float32)
+        probs = np.exp(mean - mean.max())
+        probs /= probs.sum()
+        label = int(probs.argmax())
         spikes = {name: int(s[i].sum()) for name, s in out.spikes.items()} if out.spikes else None
-        step = StepOutput(self.steps - 1, start_us + self.step_us - self.origin_us, logits, probs, int(label),
-                          float(confidence), compute_ms, spikes)
+        step = StepOutput(self.steps - 1, start_us + self.step_us - self.origin_us, logits, torch.from_numpy(probs),
+                          label, float(probs[label]), compute_ms, spikes)
         if self.decision is None and self._decides(step):
             self.decision = Decision(step.step, step.end_us, step.label, self.model.config.labels[step.label],
                                      step.confidence)

@@ -100,7 +100,8 @@ def test_predict_reads_both_aedat_versions(capsys, tmp_path):
 
 
 def test_bench_reports_latency_and_throughput(capsys):
-    code, out, _ = cli(capsys, "bench", "nmnist-t4", "--runs", "3", "--warmup", "1", "--batch", "2", "--json")
+    code, out, _ = cli(capsys, "bench", "nmnist-t4", "--runs", "3", "--warmup", "1", "--batch", "2", "--rounds", "2",
+                       "--no-compile", "--json")
     result = json.loads(out)
     assert code == 0 and result["latency_ms"] > 0 and result["batch"] == 2
     assert result["throughput_per_s"] == pytest.approx(2e3 / result["batch_ms"], rel=1e-2)
@@ -124,3 +125,21 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "stc-zoo"
     out = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "nmnist-t4" in out.stdout
+
+
+def test_stream_replays_a_recording_step_by_step(capsys, recordings, tmp_path):
+    folder = tmp_path / "stream-model"
+    create_model("nmnist-stream-20ms").save_pretrained(folder)
+    code, out, _ = cli(capsys, "stream", str(folder), str(recordings[0]), "--speed", "0", "--min-steps", "3",
+                       "--threshold", "0.05")
+    lines = out.splitlines()
+    summary = json.loads(lines[-1])
+    events = read_event_file(recordings[0])
+    steps = (int(events["t"][-1]) - int(events["t"][0])) // 1000 // 20 + 1  # the last packet ends past the events
+    assert code == 0 and summary["steps"] == sum(line.startswith("step ") for line in lines) >= steps - 1
+    assert summary["decision_ms"] == 60.0  # any class passes 0.05: decided at min_steps = 3 steps of 20 ms
+    assert any(line.startswith("decision: ") for line in lines)
+    code, _, err = cli(capsys, "stream", "nmnist-t4", str(recordings[0]))
+    assert code == 2 and "duration-binned" in err
+    code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--threshold", "2")
+    assert code == 2 and "threshold" in err

@@ -1,0 +1,232 @@
+"""End-to-end timing, raw events -> class probabilities, every path side by side in one process.
+
+Rows are timed in interleaved rounds (each round times every row once, as the median of
+``runs`` calls after the first round's warm-up), because shared machines drift by 2x within
+minutes; a row's time is the median over rounds and its ratio to the fast path is the median of
+the per-round ratios. ``stc-zoo bench`` and ``benchmarks/e2e.py`` print these tables.
+
+Rows: our compression alone (Numba and reference) and tonic's ``ToFrame(n_event_bins=16)``;
+the fast path (the default); the reference path as it runs now (steps one at a time, so that
+streaming matches it bit for bit) and as v0.1's default ran it (all steps in one batch); one
+streaming step; and, when SpikingJelly is installed, the same network as a SpikingJelly user
+builds it (PLIF neurons, T = 16 ``ToFrame`` frames), eager and ``torch.compile``d.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .timing import median_ms
+
+log = logging.getLogger("stc_zoo")
+SJ_STEPS = 16
+
+
+def interleaved(rows: dict[str, Callable[[], object]], rounds: int, runs: int, warmup: int,
+                baseline: str) -> list[dict]:
+    """Median ms per row over ``rounds`` interleaved rounds, and the median per-round ratio to ``baseline``."""
+    per_round: dict[str, list[float]] = {name: [] for name in rows}
+    for r in range(rounds):
+        for name, fn in rows.items():
+            per_round[name].append(median_ms(fn, runs, warmup if r == 0 else 1))
+    base = per_round[baseline]
+    return [{"path": name, "ms": statistics.median(times),
+             "x fast": statistics.median(t / b for t, b in zip(times, base))}
+            for name, times in per_round.items()]
+
+
+def no_grad(fn: Callable[[], object]) -> Callable[[], object]:
+    def run():
+        with torch.no_grad():
+            return fn()
+    return run
+
+
+# ---------------------------------------------------------------------------------- our paths
+def v01_default(model) -> Callable:
+    """v0.1's default CPU path: reference compression, every step of the reference network in one batch."""
+    from .transforms import SpatioTemporalCompression
+
+    pipe = SpatioTemporalCompression.from_config(model.config.input, backend="torch")
+
+    def predict(events):
+        x = pipe.batch([events])
+        return torch.softmax(model.network._reference_steps(x, {}, False, per_step=False).logits.mean(0), -1)
+    return predict
+
+
+def stream_twin(model, events: np.ndarray):
+    """A duration-binned copy of ``model`` (same weights) whose T steps span ``events``, and each step's packet.
+
+    For a model binned by count or time this times streaming on the same network and sparsity."""
+    from .model import StcSNN
+
+    c = model.config.input
+    if c.streamable:
+        twin, step = model, c.step_us
+    else:
+        span = int(events["t"][-1]) - int(events["t"][0]) + 1
+        step = -(-span // (c.T * c.ratio)) * c.ratio
+        config = model.config.replace(split_by="duration", step_us=step)
+        twin = StcSNN(config, backend=model.backend).eval()
+        twin.network.match_form(model.network.state_dict())
+        twin.network.load_state_dict(model.network.state_dict())
+    t0 = int(events["t"][0])
+    cuts = np.searchsorted(events["t"], [t0 + k * step for k in range(twin.config.input.T + 1)])
+    packets = [(events[cuts[k]:cuts[k + 1]], t0 + (k + 1) * step) for k in range(twin.config.input.T)]
+    return twin, packets
+
+
+def stream_steps(twin, packets) -> Callable:
+    """Push a recording step by step (each push completes one step); returns the number of steps."""
+    session = twin.stream()
+
+    def run():
+        session.reset()
+        for packet, end in packets:
+            session.push(packet, now_us=end)
+        return len(packets)
+    return run
+
+
+# ---------------------------------------------------------------------------------- SpikingJelly
+def spikingjelly_network(model) -> nn.Module | None:
+    """The network of ``model`` as SpikingJelly users write it: Conv-BN-PLIF-MaxPool blocks, then
+    Linear-PLIF-Linear, multi-step, mean over time. Random weights (it is timed, not evaluated)."""
+    try:
+        from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    except ImportError:
+        return None
+    cfg = model.config.network
+    H, W = model.config.input.output_size
+    mods, c_in = [], 2
+    for c_out in cfg.channels:
+        mods += [layer.Conv2d(c_in, c_out, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=False),
+                 layer.BatchNorm2d(c_out),
+                 neuron.ParametricLIFNode(init_tau=cfg.tau_init, detach_reset=cfg.detach_reset,
+                                          surrogate_function=surrogate.ATan()),
+                 layer.MaxPool2d(2)]
+        c_in, H, W = c_out, H // 2, W // 2
+    mods += [layer.Flatten(), layer.Linear(c_in * H * W, cfg.hidden),
+             neuron.ParametricLIFNode(init_tau=cfg.tau_init, surrogate_function=surrogate.ATan()),
+             layer.Linear(cfg.hidden, cfg.num_classes)]
+    net = nn.Sequential(*mods)
+    functional.set_step_mode(net, "m")
+
+    class MeanOverTime(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            functional.reset_net(self.net)
+            return self.net(x).mean(0)
+
+    return MeanOverTime().eval()
+
+
+def spikingjelly_rows(model, events: np.ndarray, compile_ok: bool) -> dict[str, Callable]:
+    """SpikingJelly e2e rows (ToFrame(16) + its network), eager and compiled; {} without SpikingJelly."""
+    import tonic.transforms
+
+    net = spikingjelly_network(model)
+    if net is None:
+        log.warning("stc-zoo bench: SpikingJelly is not installed, so its rows are left out (pip install spikingjelly)")
+        return {}
+    W, H = model.config.input.sensor_size
+    to_frame = tonic.transforms.ToFrame(sensor_size=(W, H, 2), n_event_bins=SJ_STEPS)
+    spatial = model.config.input.spatial
+
+    def frames(events):
+        x = torch.from_numpy(to_frame(events).astype(np.float32)).unsqueeze(1)  # [T, 1, 2, H, W]
+        return nn.functional.avg_pool2d(x.flatten(0, 1), spatial).unflatten(0, x.shape[:2]) * spatial ** 2 \
+            if spatial > 1 else x
+
+    rows = {f"e2e: SpikingJelly T={SJ_STEPS} on ToFrame, eager": no_grad(lambda: net(frames(events)).softmax(-1))}
+    if compile_ok:
+        compiled = torch.compile(net)
+        start = time.perf_counter()
+        with torch.no_grad():
+            compiled(frames(events))
+        log.warning("stc-zoo bench: torch.compile of the SpikingJelly network took %.0f s", time.perf_counter() - start)
+        rows[f"e2e: SpikingJelly T={SJ_STEPS} on ToFrame, torch.compile"] = no_grad(
+            lambda: compiled(frames(events)).softmax(-1))
+    return rows
+
+
+# ---------------------------------------------------------------------------------- the table
+def compare(model, events: np.ndarray, rounds: int = 5, runs: int = 50, warmup: int = 10,
+            spikingjelly: bool = True, compile_baseline: bool = True) -> tuple[list[dict], dict]:
+    """Batch-1 rows for one recording; returns (rows, facts) where facts hold the streaming step count."""
+    import tonic.transforms
+
+    from .transforms import SpatioTemporalCompression
+
+    c = model.config.input
+    W, H = c.sensor_size
+    reference = SpatioTemporalCompression.from_config(c, backend="torch")
+    fast = SpatioTemporalCompression.from_config(c, backend="auto")
+    to_frame = tonic.transforms.ToFrame(sensor_size=(W, H, 2), n_event_bins=SJ_STEPS)
+    ref_model = _copy_with_backend(model, "torch")
+    old = v01_default(ref_model)
+    twin, packets = stream_twin(model, events)
+    steps = stream_steps(twin, packets)
+    rows = {
+        "compress: stc-zoo one-pass kernel": lambda: fast.batch([events]),
+        "compress: reference (torch ops)": lambda: reference.batch([events]),
+        f"tonic ToFrame(n_event_bins={SJ_STEPS}) alone": lambda: to_frame(events),
+        "e2e: stc-zoo fast path (default)": lambda: model.predict_proba(events),
+        "e2e: stc-zoo reference (backend='torch')": lambda: ref_model.predict_proba(events),
+        "e2e: v0.1 default (reference, steps batched)": no_grad(lambda: old(events)),
+        f"stream: all {len(packets)} steps pushed one by one": steps,
+    }
+    if spikingjelly:
+        rows.update(spikingjelly_rows(model, events, compile_baseline))
+    table = interleaved(rows, rounds, runs, warmup, "e2e: stc-zoo fast path (default)")
+    return table, {"stream_steps": len(packets)}
+
+
+def _copy_with_backend(model, backend: str):
+    from .model import StcSNN
+
+    twin = StcSNN(model.config, backend=backend).eval()
+    twin.network.match_form(model.network.state_dict())
+    twin.network.load_state_dict(model.network.state_dict())
+    return twin
+
+
+def environment() -> str:
+    """Hardware and versions, for the record."""
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import spikingjelly  # noqa: F401
+        from importlib.metadata import version
+        sj = version("spikingjelly")
+    except Exception:  # noqa: BLE001 - absent or without metadata
+        sj = "not installed"
+    return (f"{cpu}; {torch.get_num_threads()} torch threads, {numba.get_num_threads()} numba threads; "
+            f"Python {platform.python_version()}, torch {torch.__version__}, numba {numba.__version__}, "
+            f"numpy {np.__version__}, SpikingJelly {sj}")
+
+
+def render(rows: list[dict]) -> str:
+    """A Markdown table of ``compare``'s rows."""
+    lines = ["| path | median ms | x the fast path |", "|---|---:|---:|"]
+    lines += [f"| {r['path']} | {r['ms']:.3f} | {r['x fast']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
