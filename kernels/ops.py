@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 
 import torch
 
@@ -55,6 +56,24 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 def interpreter_on() -> bool:
     """Whether Triton kernels run in Triton's CPU interpreter in this process."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+_first_uses: set[str] = set()
+
+
+def first_use(name: str, run):
+    """``run()``; the first time ``name`` runs in a process, say how long it took (Numba compiles its
+    kernels on first use and caches them on disk, so only a fresh install pays the compile)."""
+    if name in _first_uses:
+        return run()
+    start = time.perf_counter()
+    result = run()
+    _first_uses.add(name)
+    seconds = time.perf_counter() - start
+    level = logging.WARNING if seconds > 1.0 else logging.INFO
+    log.log(level, "stc-zoo: %s ready in %.1f s (Numba compiles on first use, then loads from its disk cache)",
+            name, seconds)
+    return result
 
 
 def _cpu_auto() -> str:

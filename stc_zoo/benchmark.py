@@ -15,6 +15,7 @@ builds it (PLIF neurons, T = 16 ``ToFrame`` frames), eager and ``torch.compile``
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import statistics
 import time
@@ -219,14 +220,88 @@ def environment() -> str:
         sj = version("spikingjelly")
     except Exception:  # noqa: BLE001 - absent or without metadata
         sj = "not installed"
-    return (f"{cpu}; {torch.get_num_threads()} torch threads, {numba.get_num_threads()} numba threads; "
+    return (f"{cpu}, {os.cpu_count()} cores; {torch.get_num_threads()} torch threads, Numba kernels single-threaded; "
             f"Python {platform.python_version()}, torch {torch.__version__}, numba {numba.__version__}, "
             f"numpy {np.__version__}, SpikingJelly {sj}")
 
 
-def render(rows: list[dict]) -> str:
-    """A Markdown table of ``compare``'s rows."""
-    lines = ["| path | median ms | x the fast path |", "|---|---:|---:|"]
+def render(rows: list[dict], facts: dict, T: int, rounds: int, runs: int) -> str:
+    """``compare``'s rows as a Markdown table with how they were timed, and the streaming step cost."""
+    stream = next(r for r in rows if r["path"].startswith("stream:"))
+    fast = next(r for r in rows if r["path"].startswith("e2e: stc-zoo fast"))
+    lines = [f"Batch 1, raw events -> probabilities: median ms over {rounds} interleaved rounds of {runs} runs; "
+             "ratio = median per-round ratio to the fast path.", "",
+             "| path | median ms | x the fast path |", "|---|---:|---:|"]
     lines += [f"| {r['path']} | {r['ms']:.3f} | {r['x fast']:.2f} |" for r in rows]
+    lines += ["", f"Streaming: {stream['ms'] / facts['stream_steps']:.3f} ms per step; the offline forward's "
+              f"per-step share is {fast['ms'] / T:.3f} ms."]
     return "\n".join(lines)
 
+
+
+# ---------------------------------------------------------------------------------- where the time goes
+def profile_fast_path(model, events: np.ndarray, runs: int = 200) -> list[dict]:
+    """Median ms of each stage of the fast path on one recording (each kernel timed alone on the data
+    it sees), the input density of each layer, and the same layer as a dense oneDNN op for comparison."""
+    from . import network_numba
+    from .kernels import compress_numba, snn_numba
+
+    net = model.network
+    w = network_numba.weights(net)
+    dtype = w.fc1.dtype
+    c = model.config.input
+    rows = []
+    fields = events["x"], events["y"], events["p"], events["t"]
+    offsets = np.array([0, len(events)], dtype=np.int64)
+    rows.append({"stage": "compress (one pass: checks + scatter)", "ms": median_ms(
+        lambda: compress_numba.compress_events(*fields, offsets, c.sensor_size, c.T, c.ratio, c.split_by,
+                                               c.spatial, c.decay, c.step_us or 0), runs), "input density": "-",
+        "dense torch ms": "-"})
+    x = model.compress(events)
+    T, B = x.shape[:2]
+    h = np.ascontiguousarray(x.numpy().transpose(0, 1, 3, 4, 2), dtype=dtype)
+    for i, block in enumerate(w.blocks):
+        _, _, H, W, c_in = h.shape
+        c_out = block.bias.shape[0]
+        frames = h.reshape(T * B, H, W, c_in)
+        y = np.empty((T * B, H, W, c_out), dtype=dtype)
+        conv = net.blocks[i].conv
+        dense_in = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+        with torch.no_grad():
+            dense = median_ms(lambda: conv(dense_in), runs)
+        rows.append({"stage": f"block {i} conv {c_in}->{c_out} on {H}x{W} (sparse)",
+                     "ms": median_ms(lambda: snn_numba.conv_sparse(frames, block.weight, block.bias, y), runs),
+                     "input density": f"{(frames != 0).mean():.3f}", "dense torch ms": f"{dense:.3f}"})
+        yt = y.reshape(T, B, H * W, c_out)
+        v, past = np.zeros((B, H * W, c_out), dtype), np.zeros((block.mix.shape[1] - 1, B, H * W, c_out), dtype)
+        s = np.empty_like(yt)
+        args = (yt, block.mix, block.beta, *snn_numba.scalars(dtype, net.config.v_th, net.config.K),
+                net.config.reset == "soft", v, past, s)
+        rows.append({"stage": f"block {i} mixing + MT-LIF", "ms": median_ms(lambda: snn_numba.tail(*args), runs),
+                     "input density": "-", "dense torch ms": "-"})
+        snn_numba.tail(yt, block.mix, block.beta, *args[3:7], net.config.reset == "soft",
+                       np.zeros_like(v), np.zeros_like(past), s)
+        h = np.empty((T, B, H // 2, W // 2, c_out), dtype=dtype)
+        pooled = h.reshape(T * B, H // 2, W // 2, c_out)
+        rows.append({"stage": f"block {i} 2x2 pool", "ms": median_ms(
+            lambda: snn_numba.pool2(s.reshape(T * B, H, W, c_out), net.config.pool == "max", dtype.type(0.25),
+                                    pooled), runs), "input density": "-", "dense torch ms": "-"})
+    feats = h.reshape(T * B, -1)
+    hidden = np.empty((T * B, w.fc1.shape[1]), dtype=dtype)
+    dense_feats = torch.from_numpy(feats.copy())
+    with torch.no_grad():
+        dense = median_ms(lambda: torch.nn.functional.linear(dense_feats, torch.from_numpy(w.fc1.T.copy())), runs)
+    rows.append({"stage": f"fc1 {feats.shape[1]}->{hidden.shape[1]} (sparse)", "ms": median_ms(
+        lambda: snn_numba.linear_sparse(feats, w.fc1, w.fc1_bias, hidden), runs),
+        "input density": f"{(feats != 0).mean():.3f}", "dense torch ms": f"{dense:.3f}"})
+    with torch.no_grad():
+        total = median_ms(lambda: model.predict_proba(events), runs)
+    rows.append({"stage": "whole fast path, raw events -> probabilities", "ms": total, "input density": "-",
+                 "dense torch ms": "-"})
+    return rows
+
+
+def render_profile(rows: list[dict]) -> str:
+    lines = ["| stage | median ms | input density | same op dense (oneDNN) ms |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['stage']} | {r['ms']:.3f} | {r['input density']} | {r['dense torch ms']} |" for r in rows]
+    return "\n".join(lines)

@@ -172,13 +172,8 @@ def bench(args) -> dict:
         return result
     print(f"{args.model} on {args.device} (backend {model.backend}); {benchmark.environment()}\nevents: {source}")
     if rows:
-        print(f"\nbatch 1, raw events -> probabilities: median ms over {args.rounds} interleaved rounds of "
-              f"{args.runs} runs; ratio = median per-round ratio to the fast path")
-        print(benchmark.render(rows))
-        stream = next(r for r in rows if r["path"].startswith("stream:"))
-        fast = next(r for r in rows if r["path"].startswith("e2e: stc-zoo fast"))
-        print(f"streaming: {stream['ms'] / facts['stream_steps']:.3f} ms per step; the offline forward's "
-              f"per-step share is {fast['ms'] / model.config.input.T:.3f} ms")
+        print()
+        print(benchmark.render(rows, facts, model.config.input.T, args.rounds, args.runs))
     print(f"\ndefault path, median of {args.runs} runs after {args.warmup} warm-up runs:")
     print(table([{"batch": 1, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
                  {"batch": args.batch, "median ms": f"{batch_ms:.3f}",

@@ -10,19 +10,15 @@ either path can continue the other's).
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import InputError
-from .kernels import snn_numba
+from .kernels import ops, snn_numba
 from .layers import LayerState
 
-log = logging.getLogger("stc_zoo")
-_compiled = False
 
 
 @dataclass
@@ -126,23 +122,10 @@ def _tail(y, taps, beta, network, state, spatial, return_state):
     return out, (_state_out(v, past, spatial) if return_state else None)
 
 
-def _first_call(run):
-    """Run ``run()``; the first time in a process, log how long compiling (or loading the cache) took."""
-    global _compiled
-    if _compiled:
-        return run()
-    start = time.perf_counter()
-    result = run()
-    _compiled = True
-    log.info("stc-zoo: CPU kernels ready in %.1f s (compiled by Numba on first use, then cached on disk)",
-             time.perf_counter() - start)
-    return result
-
-
 def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_state: bool = True):
     """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient).
     Raises InputError if ``x`` holds NaN or Inf (checked by the first conv)."""
-    return _first_call(lambda: _forward_steps(network, x, state, record, return_state))
+    return ops.first_use("CPU network kernels", lambda: _forward_steps(network, x, state, record, return_state))
 
 
 def _forward_steps(network, x, state, record, return_state):

@@ -106,8 +106,9 @@ class SpatioTemporalCompression:
                 fields = [np.concatenate([e[f] for e in batch]) for f in "xypt"]
                 offsets = np.zeros(len(batch) + 1, dtype=np.int64)
                 np.cumsum([len(e) for e in batch], out=offsets[1:])
-            frames, (code, index) = compress_numba.compress_events(
-                *fields, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial, c.decay, c.step_us or 0, origins)
+            frames, (code, index) = ops.first_use("CPU compression kernel", lambda: compress_numba.compress_events(
+                *fields, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial, c.decay, c.step_us or 0,
+                origins))
             if code == compress_numba.OK:
                 return torch.from_numpy(frames)
             batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]

@@ -143,3 +143,15 @@ def test_stream_replays_a_recording_step_by_step(capsys, recordings, tmp_path):
     assert code == 2 and "duration-binned" in err
     code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--threshold", "2")
     assert code == 2 and "threshold" in err
+
+
+def test_e2e_benchmark_script_prints_its_tables(capsys, recordings):
+    """benchmarks/e2e.py runs end to end (tiny settings: it measures nothing here)."""
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "e2e.py"))
+    script["main"](["--events", str(recordings[0]), "--rounds", "1", "--runs", "2", "--warmup", "1", "--no-compile"])
+    out = capsys.readouterr().out
+    for row in ("e2e: stc-zoo fast path (default)", "e2e: v0.1 default", "tonic ToFrame", "stream: all 4 steps",
+                "block 1 conv 32->64 on 17x17 (sparse)", "Streaming:", "Machine:"):
+        assert row in out, row

@@ -146,7 +146,7 @@ or from a shell: `stc-zoo predict {name} recording.bin`.
 {extra}
 ## Configuration
 
-Input: sensor {i.sensor_size[0]}x{i.sensor_size[1]}, {i.T * i.ratio} fine bins split by {i.split_by},
+Input: sensor {i.sensor_size[0]}x{i.sensor_size[1]}, {_binning(i)},
 compressed {i.ratio}:1 into T = {i.T} steps (decay {i.decay}), spatial sum-pooling {i.spatial}:1.
 Network: SCB channels {list(n.channels)} (kernel {n.kernel_size}, temporal taps k_t = {n.k_t}, {n.pool}-pooling),
 hidden {n.hidden}, K = {n.K} thresholds of {n.v_th}, tau_init {n.tau_init}, {n.reset} reset,
@@ -170,3 +170,12 @@ event rates. Inputs must come from a {i.sensor_size[0]}x{i.sensor_size[1]} senso
 {CITATION}
 ```
 """
+
+
+def _binning(i) -> str:
+    """How the card says the events are binned."""
+    if i.split_by == "duration":
+        return (f"**duration-binned for streaming**: steps of {i.step_us / 1e3:g} ms from the first event "
+                f"({i.ratio} fine bins of {i.step_us / i.ratio / 1e3:g} ms each; the network saw the first "
+                f"{i.T * i.step_us / 1e3:g} ms of each recording in training; `model.stream()` runs it online)")
+    return f"{i.T * i.ratio} fine bins split by {i.split_by}"
