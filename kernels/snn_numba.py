@@ -30,19 +30,28 @@ import numpy as np
 def conv_sparse(x, w, bias, out):  # pragma: no cover
     """``out = conv2d(x, w) + bias``, zero padding ``k // 2``, skipping zero inputs.
 
-    x: ``[N, H, W, Cin]``; w: ``[Cin, k, k, Cout]``; bias: ``[Cout]``; out: ``[N, H, W, Cout]``.
+    x: ``[N, H, W, Cin]``; w: ``[Cin, k, k, Cout]`` with the kx axis **reversed** (``flip_kx``), so
+    that the k outputs a non-zero input reaches in one output row (adjacent pixels, contiguous in
+    channels-last) meet their k weights as one contiguous run: a row of the 3x3 stamp is a single
+    vectorised loop of ``3 * Cout``. bias: ``[Cout]``; out: ``[N, H, W, Cout]``.
     Returns whether every input was finite (checked on the non-zero ones, for free).
     """
     N, H, W, Cin = x.shape
-    k = w.shape[1]
+    k, Cout = w.shape[1], w.shape[3]
     pad = k // 2
+    rows = w.reshape(Cin, k, k * Cout)
     bad = 0
     for n in range(N):
+        frame = out[n].reshape(H, W * Cout)
         for oy in range(H):
             for ox in range(W):
-                out[n, oy, ox, :] = bias
+                for co in range(Cout):
+                    frame[oy, ox * Cout + co] = bias[co]
         for iy in range(H):
             for ix in range(W):
+                # Output pixels ix + pad - (k - 1) + j for the flipped taps j in [j_lo, j_hi) lie on the frame.
+                j_lo, j_hi = max(0, k - 1 - pad - ix), min(k, W - ix - pad + k - 1)
+                o0, w0, length = (ix + pad - (k - 1) + j_lo) * Cout, j_lo * Cout, (j_hi - j_lo) * Cout
                 for ci in range(Cin):
                     v = x[n, iy, ix, ci]
                     if v == 0:
@@ -50,9 +59,13 @@ def conv_sparse(x, w, bias, out):  # pragma: no cover
                     if not np.isfinite(v):
                         bad += 1
                     for ky in range(max(0, iy + pad - H + 1), min(k, iy + pad + 1)):
-                        for kx in range(max(0, ix + pad - W + 1), min(k, ix + pad + 1)):
-                            _axpy(v, w[ci, ky, kx], out[n, iy + pad - ky, ix + pad - kx])
+                        _axpy(v, rows[ci, ky][w0:w0 + length], frame[iy + pad - ky][o0:o0 + length])
     return bad == 0
+
+
+def flip_kx(w: np.ndarray) -> np.ndarray:
+    """``[Cin, k, k, Cout]`` conv weights with the kx axis reversed, the layout ``conv_sparse`` takes."""
+    return np.ascontiguousarray(w[:, :, ::-1, :])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -87,43 +100,40 @@ def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no c
     k_t = w.shape[1]
     P = past.shape[0]
     taps = np.ascontiguousarray(w.T)  # [k_t, C]: tap d of every channel in one contiguous row
-    scratch = np.empty((S, C), dtype=y.dtype)
-    for s in range(S):
-        cur = scratch[s]
+    cur = np.empty((S, C), dtype=y.dtype)
+    for t in range(T):
         for b in range(B):
-            vb = v[b, s]
-            for t in range(T):
-                # I[t] = y[t] w0 + y[t-1] w1 + ..., added in the reference's order
-                row = y[t, b, s]
+            yt, vb, ob = y[t, b], v[b], out[t, b]
+            # The input one step back (what k_t = 2, the common case, mixes in, fused below).
+            prev = (y[t - 1, b] if t >= 1 else past[P - 1, b]) if k_t >= 2 else yt
+            # I[t] = y[t] w0 + y[t-1] w1 + ..., added in the reference's order; taps beyond the
+            # second are added in extra passes before the neuron pass.
+            for s in range(S):
                 for c in range(C):
-                    cur[c] = row[c] * taps[0, c]
-                for d in range(1, k_t):
-                    src = y[t - d, b, s] if t - d >= 0 else past[P + t - d, b, s]
+                    i = yt[s, c] * taps[0, c]
+                    if k_t >= 2:
+                        i = i + prev[s, c] * taps[1, c]
+                    cur[s, c] = i
+            for d in range(2, k_t):
+                src = y[t - d, b] if t - d >= 0 else past[P + t - d, b]
+                for s in range(S):
                     for c in range(C):
-                        cur[c] = cur[c] + src[c] * taps[d, c]
-                ob = out[t, b, s]
-                if soft:
-                    for c in range(C):
-                        vv = vb[c]
-                        h = vv + (cur[c] - vv) * beta[c]
-                        spikes = min(max(np.floor(h / v_th), zero), kmax)
-                        ob[c] = spikes
-                        vb[c] = h - spikes * v_th
-                else:
-                    for c in range(C):
-                        vv = vb[c]
-                        h = vv + (cur[c] - vv) * beta[c]
-                        q = np.floor(h / v_th)
-                        ob[c] = min(max(q, zero), kmax)
-                        vb[c] = h * (one - min(max(q, zero), one))
-            # The last k_t - 1 inputs (from y, then the old past when y is shorter) become the new past;
-            # ascending j reads past[T + j] before it is overwritten.
-            for j in range(P):
-                src_t = T - P + j
-                if src_t >= 0:
-                    past[j, b, s] = y[src_t, b, s]
-                else:
-                    past[j, b, s] = past[P + src_t, b, s]
+                        cur[s, c] = cur[s, c] + src[s, c] * taps[d, c]
+            for s in range(S):
+                for c in range(C):
+                    vv = vb[s, c]
+                    h = vv + (cur[s, c] - vv) * beta[c]
+                    q = np.floor(h / v_th)
+                    spikes = min(max(q, zero), kmax)
+                    ob[s, c] = spikes
+                    vb[s, c] = h - spikes * v_th if soft else h * (one - min(max(q, zero), one))
+    # The last k_t - 1 inputs (from y, then the old past when y is shorter) become the new past;
+    # ascending j reads past[T + j] before it is overwritten.
+    for j in range(P):
+        if T - P + j >= 0:
+            past[j] = y[T - P + j]
+        else:
+            past[j] = past[T + j]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -24,7 +24,7 @@ from .layers import LayerState
 @dataclass
 class _Block:
     name: str
-    weight: np.ndarray  # [C_in, k, k, C_out], BN folded
+    weight: np.ndarray  # [C_in, k, k (reversed), C_out], BN folded (snn_numba.flip_kx)
     bias: np.ndarray  # [C_out]
     mix: np.ndarray  # [C_out, k_t]
     beta: np.ndarray  # [C_out]
@@ -39,6 +39,8 @@ class _Weights:
     beta: np.ndarray  # [hidden]
     fc2: np.ndarray  # [hidden, classes]
     fc2_bias: np.ndarray
+    sizes: list[tuple[int, int]]  # (H, W) each block works on
+    hidden_taps: np.ndarray  # [hidden, 1] ones: the classifier's neuron mixes nothing
 
 
 def _key(network) -> tuple:
@@ -68,14 +70,16 @@ def _layout(network) -> _Weights:
         if isinstance(block.bn, torch.nn.BatchNorm2d):  # fold (eval mode: running statistics)
             scale = block.bn.weight / torch.sqrt(block.bn.running_var + block.bn.eps)
             w, b = w * scale.view(-1, 1, 1, 1), block.bn.bias + (b - block.bn.running_mean) * scale
-        blocks.append(_Block(f"blocks.{i}.lif", _numpy(w.permute(1, 2, 3, 0)), _numpy(b),
+        blocks.append(_Block(f"blocks.{i}.lif", snn_numba.flip_kx(_numpy(w.permute(1, 2, 3, 0))), _numpy(b),
                              _numpy(block.mix.weight.to(dtype)), _numpy(torch.sigmoid(block.lif.a))))
     C = network.config.channels[-1]
     H, W = (v >> len(network.blocks) for v in network.input_size)
     # fc1 reads torch's [C, H, W] flattening; the kernels hold [H, W, C].
     fc1 = network.fc1.weight.view(-1, C, H, W).permute(2, 3, 1, 0).reshape(H * W * C, -1)
+    sizes = [(network.input_size[0] >> i, network.input_size[1] >> i) for i in range(len(blocks))]
     return _Weights(_key(network), blocks, _numpy(fc1), _numpy(network.fc1.bias), _numpy(torch.sigmoid(network.lif.a)),
-                    _numpy(network.fc2.weight.t()), _numpy(network.fc2.bias))
+                    _numpy(network.fc2.weight.t()), _numpy(network.fc2.bias), sizes,
+                    np.ones((network.config.hidden, 1), dtype=_numpy(network.fc1.bias).dtype))
 
 
 def weights(network) -> _Weights:
@@ -112,52 +116,71 @@ def _state_out(v: np.ndarray, past: np.ndarray, spatial: tuple[int, ...]) -> Lay
     return LayerState(back(v), back(past))
 
 
-def _tail(y, taps, beta, network, state, spatial, return_state):
-    """Mixing + MT-LIF over ``y [T, B, S, C]``; returns spikes (same shape) and the new LayerState."""
-    T, B, S, C = y.shape
-    v, past = _state_in(state, (B, S, C), taps.shape[1], y.dtype)
-    out = np.empty_like(y)
-    snn_numba.tail(y, taps, beta, *snn_numba.scalars(y.dtype, network.config.v_th, network.config.K),
-                   network.config.reset == "soft", v, past, out)
-    return out, (_state_out(v, past, spatial) if return_state else None)
-
-
 def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_state: bool = True):
     """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient).
     Raises InputError if ``x`` holds NaN or Inf (checked by the first conv)."""
-    return ops.first_use("CPU network kernels", lambda: _forward_steps(network, x, state, record, return_state))
-
-
-def _forward_steps(network, x, state, record, return_state):
     from .network import Steps
 
     w = weights(network)
+    T, B = x.shape[:2]
+    native = {}
+    for block, (H, W) in zip(w.blocks, w.sizes):
+        native[block.name] = _state_in(state.get(block.name), (B, H * W, block.bias.shape[0]), block.mix.shape[1],
+                                       w.fc1.dtype)
+    native["lif"] = _state_in(state.get("lif"), (B, 1, w.beta.shape[0]), 1, w.fc1.dtype)
+    logits, spikes = run(network, x.detach().numpy(), native, record)
+    new_state = None
+    if return_state:
+        new_state = {b.name: _state_out(*native[b.name], size) for b, size in zip(w.blocks, w.sizes)}
+        new_state["lif"] = _state_out(*native["lif"], ())
+    return Steps(torch.from_numpy(logits).view(T, B, -1), new_state, spikes)
+
+
+def rest_state(network, batch: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The kernels' own state at rest for ``batch`` streams: layer name -> (v ``[B, S, C]``, past ``[k_t - 1, B, S, C]``)."""
+    w = weights(network)
+    state = {b.name: _state_in(None, (batch, H * W, b.bias.shape[0]), b.mix.shape[1], w.fc1.dtype)
+             for b, (H, W) in zip(w.blocks, w.sizes)}
+    state["lif"] = _state_in(None, (batch, 1, w.beta.shape[0]), 1, w.fc1.dtype)
+    return state
+
+
+def run(network, x: np.ndarray, state: dict, record: bool = False) -> tuple[np.ndarray, dict | None]:
+    """The forward on numpy ``x [T, B, 2, H', W']``, continuing from ``state`` (``rest_state``'s form),
+    which it updates in place: the form a streaming session keeps, with no conversion per step.
+    Returns logits ``[T * B, classes]`` and, with ``record``, the spike counts per layer (tensors)."""
+    return ops.first_use("CPU network kernels", lambda: _run(network, x, state, record))
+
+
+def _run(network, x, state, record):
+    w = weights(network)
     dtype = w.fc1.dtype
     T, B = x.shape[:2]
-    h = np.ascontiguousarray(x.detach().numpy().transpose(0, 1, 3, 4, 2), dtype=dtype)
-    new_state, spikes = {}, {}
-    for block in w.blocks:
-        _, _, H, W, c_in = h.shape
-        c_out = block.bias.shape[0]
+    consts = snn_numba.scalars(dtype, network.config.v_th, network.config.K)
+    soft = network.config.reset == "soft"
+    h = np.ascontiguousarray(x.transpose(0, 1, 3, 4, 2), dtype=dtype)
+    spikes = {}
+    for block, (H, W) in zip(w.blocks, w.sizes):
+        c_in, c_out = h.shape[-1], block.bias.shape[0]
         y = np.empty((T, B, H, W, c_out), dtype=dtype)
-        finite = snn_numba.conv_sparse(h.reshape(T * B, H, W, c_in), block.weight, block.bias,
-                                       y.reshape(T * B, H, W, c_out))
-        if not finite:
+        if not snn_numba.conv_sparse(h.reshape(T * B, H, W, c_in), block.weight, block.bias,
+                                     y.reshape(T * B, H, W, c_out)):
             raise InputError("input holds NaN or Inf")
-        s, new_state[block.name] = _tail(y.reshape(T, B, H * W, c_out), block.mix, block.beta, network,
-                                          state.get(block.name), (H, W), return_state)
+        s = np.empty_like(y)
+        snn_numba.tail(y.reshape(T, B, H * W, c_out), block.mix, block.beta, *consts, soft, *state[block.name],
+                       s.reshape(T, B, H * W, c_out))
         if record:
-            spikes[block.name] = torch.from_numpy(s).view(T, B, H, W, c_out).permute(0, 1, 4, 2, 3)
+            spikes[block.name] = torch.from_numpy(s).permute(0, 1, 4, 2, 3)
         h = np.empty((T, B, H // 2, W // 2, c_out), dtype=dtype)
         snn_numba.pool2(s.reshape(T * B, H, W, c_out), network.config.pool == "max", dtype.type(0.25),
                         h.reshape(T * B, H // 2, W // 2, c_out))
     hidden = np.empty((T * B, w.fc1.shape[1]), dtype=dtype)
     snn_numba.linear_sparse(h.reshape(T * B, -1), w.fc1, w.fc1_bias, hidden)
-    ones = np.ones((hidden.shape[1], 1), dtype=dtype)
-    s, new_state["lif"] = _tail(hidden.reshape(T, B, 1, -1), ones, w.beta, network, state.get("lif"), (),
-                                return_state)
+    s = np.empty_like(hidden)
+    snn_numba.tail(hidden.reshape(T, B, 1, -1), w.hidden_taps, w.beta, *consts, soft, *state["lif"],
+                   s.reshape(T, B, 1, -1))
     if record:
         spikes["lif"] = torch.from_numpy(s).view(T, B, -1)
     logits = np.empty((T * B, w.fc2.shape[1]), dtype=dtype)
-    snn_numba.linear_sparse(s.reshape(T * B, -1), w.fc2, w.fc2_bias, logits)
-    return Steps(torch.from_numpy(logits).view(T, B, -1), new_state, spikes if record else None)
+    snn_numba.linear_sparse(s, w.fc2, w.fc2_bias, logits)
+    return logits, (spikes if record else None)

@@ -90,7 +90,7 @@ class StreamSession:
         self.origin_us: int | None = self._fixed_origin
         self.steps = 0  # completed steps
         self.decision: Decision | None = None
-        self._state, self._pending, self._last_t = None, [], None
+        self._state, self._native, self._pending, self._last_t = None, None, [], None
         self._logit_sum = None
 
     # ------------------------------------------------------------------ input
@@ -127,11 +127,29 @@ class StreamSession:
         if done <= 0:
             return []
         x, starts = self._compress_completed(done)
-        with torch.no_grad():
-            out = self.model.network.forward_steps(x, self._state, record=self.record_spikes)
-        self._state = out.state
+        logits, spikes = self._forward(x)
         per_step = 1e3 * (time.perf_counter() - start) / done
-        return [self._step_output(i, out, starts[i], per_step) for i in range(done)]
+        return [self._step_output(i, logits, spikes, starts[i], per_step) for i in range(done)]
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        """Per-step logits ``[steps, 1, classes]`` (and spikes) of ``x``, carrying the state. The Numba
+        path keeps its state in the kernels' own layout (no conversion per step)."""
+        network = self.model.network
+        with torch.no_grad():
+            native = network.uses_numba(x)
+            if (self._native is not None and not native) or (self._state is not None and native):
+                raise InputError("the model's backend changed during this stream; call session.reset() first")
+            if native:
+                from . import network_numba
+
+                network.check_input(x, finite=False)
+                if self._native is None:
+                    self._native = network_numba.rest_state(network, 1)
+                logits, spikes = network_numba.run(network, x.numpy(), self._native, self.record_spikes)
+                return torch.from_numpy(logits).view(x.shape[0], 1, -1), spikes
+            out = network.forward_steps(x, self._state, record=self.record_spikes)
+            self._state = out.state
+            return out.logits, out.spikes
 
     def _compress_completed(self, done: int) -> tuple[torch.Tensor, list[int]]:
         """``[done, 1, 2, H', W']`` current of the next ``done`` steps; their events leave the buffer."""
@@ -145,8 +163,9 @@ class StreamSession:
         frames = self._one_step.batch(windows, device=self.model.device, origins_us=starts[:-1])
         return frames.transpose(0, 1), starts[:-1]  # [1, done, ...] -> [done, 1, ...]
 
-    def _step_output(self, i: int, out, start_us: int, compute_ms: float) -> StepOutput:
-        logits = out.logits[i, 0]
+    def _step_output(self, i: int, step_logits: torch.Tensor, step_spikes: dict | None, start_us: int,
+                     compute_ms: float) -> StepOutput:
+        logits = step_logits[i, 0]
         # Running mean of the step logits in float64 (numpy: small tensors cost more in torch), so a
         # long stream does not drift.
         values = logits.numpy().astype(np.float64)
@@ -156,7 +175,7 @@ class StreamSession:
         probs = np.exp(mean - mean.max())
         probs /= probs.sum()
         label = int(probs.argmax())
-        spikes = {name: int(s[i].sum()) for name, s in out.spikes.items()} if out.spikes else None
+        spikes = {name: int(s[i].sum()) for name, s in step_spikes.items()} if step_spikes else None
         step = StepOutput(self.steps - 1, start_us + self.step_us - self.origin_us, logits, torch.from_numpy(probs),
                           label, float(probs[label]), compute_ms, spikes)
         if self.decision is None and self._decides(step):
