@@ -37,8 +37,9 @@ def env() -> dict:
     return {**clean, "HF_HUB_OFFLINE": "1"}
 
 
-def tradeoff_parser():
-    spec = importlib.util.spec_from_file_location("tradeoff", ROOT / "training" / "tradeoff.py")
+def script_parser(path: str):
+    """The argument parser of a script that is not a module (``build_parser()`` in the file at ``path``)."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.build_parser()
@@ -61,8 +62,9 @@ def parse(argv: list[str]) -> None:
                        "pytest": lambda args: None}
             modules[module](rest)
             return
-        scripts = {"training/train.py": train.parse_args, "hub/publish.py": publish_parser().parse_args,
-                   "training/tradeoff.py": tradeoff_parser().parse_args}
+        scripts = {"training/train.py": train.parse_args, "hub/publish.py": publish_parser().parse_args}
+        scripts.update({path: script_parser(path).parse_args for path in
+                        ("training/tradeoff.py", "training/time_to_decision.py", "benchmarks/e2e.py")})
         if target in scripts:
             scripts[target](rest)
         else:  # kernel scripts: they exist and answer --help
