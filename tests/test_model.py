@@ -174,11 +174,12 @@ def test_truncated_weights_and_missing_files_are_refused(checkpoint):
 
 
 def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
-    assert list_models() == ["cifar10dvs-t4", "dvsgesture-t4", "nmnist-t4"]
+    assert list_models() == ["cifar10dvs-t4", "dvsgesture-t4", "nmnist-stream-20ms", "nmnist-t4"]
     for name in list_models():
         model = create_model(name)
         c = model.config
-        assert c.input.T == 4 and model(torch.zeros(c.input.T, 1, 2, *c.input.output_size)).shape == (1, c.network.num_classes)
+        assert c.input.T == (15 if "stream" in name else 4)
+        assert model(torch.zeros(c.input.T, 1, 2, *c.input.output_size)).shape == (1, c.network.num_classes)
     for name in ("dvsgesture-t4", "cifar10dvs-t4"):  # never trained on their real recordings here
         with pytest.raises(WeightsUnavailableError, match=f"python training/train.py --model {name}"):
             StcSNN.from_pretrained(name)

@@ -60,11 +60,11 @@ def push_in_packets(session, events, rng, now_us=None):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_streaming_equals_offline_bit_for_bit(backend, seed):
+@pytest.mark.parametrize("seed, record", [(0, True), (1, False), (2, True), (3, False)])
+def test_streaming_equals_offline_bit_for_bit(backend, seed, record):
     model = streaming_model(backend, seed)
     events = synthetic_events((16, 12), 4000, seed=seed, duration_us=7 * STEP_US + 3_000)
-    session = model.stream(record_spikes=True)
+    session = model.stream(record_spikes=record)
     outputs = push_in_packets(session, events, np.random.default_rng(seed))
     t0, t_last = int(events["t"][0]), int(events["t"][-1])
     assert len(outputs) == (t_last - t0) // STEP_US  # a step completes only when an event reaches its end
@@ -77,7 +77,10 @@ def test_streaming_equals_offline_bit_for_bit(backend, seed):
     # The running probabilities are predict_proba's rule on the steps so far.
     torch.testing.assert_close(outputs[4].probs, torch.softmax(want[:5].mean(0), -1), rtol=0, atol=1e-6)
     assert outputs[4].label == int(outputs[4].probs.argmax())
-    assert all(o.spikes is not None and set(o.spikes) == {"blocks.0.lif", "blocks.1.lif", "lif"} for o in outputs)
+    if record:
+        assert all(set(o.spikes) == {"blocks.0.lif", "blocks.1.lif", "lif"} for o in outputs)
+    else:
+        assert all(o.spikes is None for o in outputs)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
