@@ -133,7 +133,7 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
         native[block.name] = _state_in(state.get(block.name), (B, H * W, block.bias.shape[0]), block.mix.shape[1],
                                        w.fc1.dtype)
     native["lif"] = _state_in(state.get("lif"), (B, 1, w.beta.shape[0]), 1, w.fc1.dtype)
-    logits, spikes = run(network, x.detach().numpy(), native, record)
+    logits, spikes = run(network, x.detach().numpy(), native, record, w)
     new_state = None
     if return_state:
         new_state = {b.name: _state_out(*native[b.name], size) for b, size in zip(w.blocks, w.sizes)}
@@ -150,15 +150,16 @@ def rest_state(network, batch: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return state
 
 
-def run(network, x: np.ndarray, state: dict, record: bool = False) -> tuple[np.ndarray, dict | None]:
+def run(network, x: np.ndarray, state: dict, record: bool = False,
+        w: _Weights | None = None) -> tuple[np.ndarray, dict | None]:
     """The forward on numpy ``x [T, B, 2, H', W']``, continuing from ``state`` (``rest_state``'s form),
     which it updates in place: the form a streaming session keeps, with no conversion per step.
-    Returns logits ``[T * B, classes]`` and, with ``record``, the spike counts per layer (tensors)."""
-    return ops.first_use("CPU network kernels", lambda: _run(network, x, state, record))
+    Returns logits ``[T * B, classes]`` and, with ``record``, the spike counts per layer (tensors).
+    ``w``: ``weights(network)`` when the caller has just checked it."""
+    return ops.first_use("CPU network kernels", lambda: _run(network, x, state, record, w or weights(network)))
 
 
-def _run(network, x, state, record):
-    w = weights(network)
+def _run(network, x, state, record, w):
     dtype = w.fc1.dtype
     T, B = x.shape[:2]
     consts = snn_numba.scalars(dtype, network.config.v_th, network.config.K)
