@@ -193,36 +193,3 @@ def scb_tail(y, w, beta, v_th: float, K: int, reset: str, v0=None, past=None):
 
     return back(out, (T, B)), back(v, (B,)), back(hist, (k_t - 1, B))
 
-
-@numba.njit(cache=True, nogil=True)
-def network(x, blocks, fc1, fc1_bias, beta_h, hidden_taps, fc2, fc2_bias, v_th, kmax, zero, one, soft, use_max,
-            quarter, states_v, states_past, logits):  # pragma: no cover
-    """The whole forward in one call (one dispatch instead of ten; the kernels above, in order).
-
-    x: ``[T, B, H, W, 2]`` channels-last input; blocks: a tuple of ``(weight, bias, mix, beta)``
-    per block (``conv_sparse``'s and ``tail``'s layouts); fc1 ``[H'' * W'' * C, hidden]``; fc2
-    ``[hidden, classes]``; states_v / states_past: each block's then the classifier neuron's
-    ``tail`` state, updated in place; logits ``[T * B, classes]``, written.
-    Returns False if an input was not finite.
-    """
-    T, B = x.shape[0], x.shape[1]
-    h = x
-    for i in range(len(blocks)):
-        weight, bias, mix, beta = blocks[i]
-        H, W, c_in, c_out = h.shape[2], h.shape[3], h.shape[4], bias.size
-        y = np.empty((T * B, H, W, c_out), dtype=x.dtype)
-        if not conv_sparse(h.reshape(T * B, H, W, c_in), weight, bias, y):
-            return False
-        s = np.empty((T, B, H * W, c_out), dtype=x.dtype)
-        tail(y.reshape(T, B, H * W, c_out), mix, beta, v_th, kmax, zero, one, soft, states_v[i], states_past[i], s)
-        pooled = np.empty((T * B, H // 2, W // 2, c_out), dtype=x.dtype)
-        pool2(s.reshape(T * B, H, W, c_out), use_max, quarter, pooled)
-        h = pooled.reshape(T, B, H // 2, W // 2, c_out)
-    hidden = np.empty((T * B, fc1.shape[1]), dtype=x.dtype)
-    linear_sparse(h.reshape(T * B, -1), fc1, fc1_bias, hidden)
-    s = np.empty((T, B, 1, fc1.shape[1]), dtype=x.dtype)
-    n = len(blocks)
-    tail(hidden.reshape(T, B, 1, -1), hidden_taps, beta_h, v_th, kmax, zero, one, soft, states_v[n],
-         states_past[n], s)
-    linear_sparse(s.reshape(T * B, -1), fc2, fc2_bias, logits)
-    return True

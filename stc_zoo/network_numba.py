@@ -42,11 +42,6 @@ class _Weights:
     sizes: list[tuple[int, int]]  # (H, W) each block works on
     hidden_taps: np.ndarray  # [hidden, 1] ones: the classifier's neuron mixes nothing
 
-    @property
-    def kernel_blocks(self) -> tuple:
-        """The blocks as ``snn_numba.network`` takes them."""
-        return tuple((b.weight, b.bias, b.mix, b.beta) for b in self.blocks)
-
 
 def _key(network) -> tuple:
     """Identity and version of every parameter and buffer, found by walking ``_modules`` directly
@@ -165,14 +160,6 @@ def _run(network, x, state, record, w):
     consts = snn_numba.scalars(dtype, network.config.v_th, network.config.K)
     soft = network.config.reset == "soft"
     h = np.ascontiguousarray(x.transpose(0, 1, 3, 4, 2), dtype=dtype)
-    if not record:  # one dispatch for the whole forward
-        logits = np.empty((T * B, w.fc2.shape[1]), dtype=dtype)
-        names = [b.name for b in w.blocks] + ["lif"]
-        if not snn_numba.network(h, w.kernel_blocks, w.fc1, w.fc1_bias, w.beta, w.hidden_taps, w.fc2, w.fc2_bias,
-                                 *consts, soft, network.config.pool == "max", dtype.type(0.25),
-                                 tuple(state[n][0] for n in names), tuple(state[n][1] for n in names), logits):
-            raise InputError("input holds NaN or Inf")
-        return logits, None
     spikes = {}
     for block, (H, W) in zip(w.blocks, w.sizes):
         c_in, c_out = h.shape[-1], block.bias.shape[0]

@@ -100,11 +100,6 @@ def test_network_matches_reference_in_float64(changes, T):
         assert s.sum() > 0, f"{name} never spiked: the comparison would test nothing"
         assert torch.equal(got.spikes[name], s), name
     torch.testing.assert_close(got.logits, want.logits, rtol=0, atol=1e-10)
-    with torch.no_grad():  # without recording, the forward runs as one kernel call: the same bits
-        fused = net.set_backend("numba").forward_steps(x)
-    assert torch.equal(fused.logits, got.logits)
-    for name, state in fused.state.items():
-        assert torch.equal(state.v, got.state[name].v) and torch.equal(state.past, got.state[name].past)
     for name, state in want.state.items():
         torch.testing.assert_close(got.state[name].v, state.v, rtol=0, atol=1e-10)
         torch.testing.assert_close(got.state[name].past, state.past, rtol=0, atol=1e-10)  # conv outputs
