@@ -24,6 +24,18 @@ def pack_events(
     return (*fields, offsets)
 
 
+def _concatenate(batch: Sequence[np.ndarray]) -> np.ndarray:
+    """One structured array of all events (fields promoted to a common type if the arrays differ)."""
+    try:
+        return np.concatenate(batch)
+    except TypeError:  # structured dtypes that do not match field for field
+        out = np.empty(sum(len(e) for e in batch), dtype=[(f, np.result_type(*(e.dtype[f] for e in batch)))
+                                                           for f in "xypt"])
+        for f in "xypt":
+            out[f] = np.concatenate([e[f] for e in batch])
+        return out
+
+
 class SpatioTemporalCompression:
     """Events -> ``[T, 2, H', W']`` float32 synaptic current, built in one pass over the events.
 
@@ -98,14 +110,12 @@ class SpatioTemporalCompression:
         for i, events in enumerate(batch):
             check_layout(events, f"events[{i}]")
         for _ in range(2):
-            if len(batch) == 1:
-                events = batch[0]
-                fields = events["x"], events["y"], events["p"], events["t"]
-                offsets = np.array([0, len(events)], dtype=np.int64)
-            else:
-                fields = [np.concatenate([e[f] for e in batch]) for f in "xypt"]
-                offsets = np.zeros(len(batch) + 1, dtype=np.int64)
-                np.cumsum([len(e) for e in batch], out=offsets[1:])
+            # Field views of one structured array whatever the batch size, so the kernel is compiled
+            # once per field dtype, never again for a new batch size.
+            events = batch[0] if len(batch) == 1 else _concatenate(batch)
+            fields = events["x"], events["y"], events["p"], events["t"]
+            offsets = np.zeros(len(batch) + 1, dtype=np.int64)
+            np.cumsum([len(e) for e in batch], out=offsets[1:])
             frames, (code, index) = ops.first_use("CPU compression kernel", lambda: compress_numba.compress_events(
                 *fields, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial, c.decay, c.step_us or 0,
                 origins))

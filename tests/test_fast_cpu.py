@@ -199,3 +199,18 @@ def test_compression_errors_are_the_checkers_own():
     with pytest.warns(UserWarning, match="not sorted"):
         want = SpatioTemporalCompression((10, 8), T=2, ratio=2, backend="torch")(unsorted)
     assert torch.equal(got, want) and got.sum() == 8
+
+
+def test_no_recompilation_when_batch_size_or_event_count_changes():
+    """Numba compiles per dtype and rank, not per shape: new batch sizes and event counts reuse the kernels."""
+    from stc_zoo.data import synthetic_events
+    from stc_zoo.kernels import compress_numba, snn_numba
+
+    model = StcSNN(StcConfig().replace(num_classes=5, **NETWORKS[0])).eval()
+    with torch.no_grad():
+        model.predict_proba(synthetic_events((16, 12), 300, seed=0))
+        kernels = (compress_numba._compress, snn_numba.conv_sparse, snn_numba.tail, snn_numba.linear_sparse)
+        before = [len(k.signatures) for k in kernels]
+        for batch, n in ((1, 17), (3, 5000), (7, 1)):
+            model.predict_proba([synthetic_events((16, 12), n, seed=s) for s in range(batch)])
+    assert [len(k.signatures) for k in kernels] == before
