@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 
-from .config import StcConfig
+from .config import StcConfig, field_names
 from .errors import InputError
 from .hub import checkpoint
 from .hub.card import render_card
@@ -33,6 +34,39 @@ from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
 Events = np.ndarray | Sequence[np.ndarray]
+log = logging.getLogger("stc_zoo")
+
+# Config fields ``from_pretrained`` may give new values: a new ``num_classes`` re-initialises the
+# head (fc2); the others change no trained tensor's shape (input timing, dropout, training-only
+# neuron settings). Any other field would not fit the trained weights.
+OVERRIDABLE = ("num_classes", "class_names", "dropout", "T", "ratio", "decay", "split_by", "step_us",
+               "surrogate", "surrogate_alpha", "detach_reset")
+HEAD = ("fc2.",)
+
+
+def override(config: StcConfig, changes: dict) -> tuple[StcConfig, tuple[str, ...]]:
+    """``config`` with ``changes`` for a checkpoint being loaded, and the tensor-name prefixes to
+    initialise fresh (the head, when ``num_classes`` changes). InputError for a field that cannot
+    change under trained weights, or a value the field cannot take."""
+    if not changes:
+        return config, ()
+    unknown = sorted(set(changes) - field_names())
+    if unknown:
+        raise InputError(f"unknown config fields {unknown}; a loaded model can take new {list(OVERRIDABLE)}")
+    refused = sorted(set(changes) - set(OVERRIDABLE))
+    if refused:
+        raise InputError(f"cannot change {refused} when loading trained weights (they set the shapes of trained "
+                         f"tensors); a loaded model can take new {list(OVERRIDABLE)}. For another architecture "
+                         "build it with StcSNN(config) and train it")
+    changes = dict(changes)
+    n = changes.get("num_classes", config.network.num_classes)
+    if n != config.network.num_classes and "class_names" not in changes:
+        changes["class_names"] = ()  # the old names do not fit the new classes: labels become indices
+    try:
+        new = config.replace(**changes)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"config override: {err}") from None
+    return new, (HEAD if new.network.num_classes != config.network.num_classes else ())
 
 
 class StcSNN(
@@ -130,8 +164,11 @@ class StcSNN(
         package loads its bundled copy when the Hub cannot deliver it (logged once). Files are
         checked against the folder's ``SHA256SUMS``; any mismatch between ``config.json`` and
         ``model.safetensors`` is a CheckpointError naming the file. ``model_kwargs``:
-        ``device`` (CPU by default) and ``backend`` (``"auto"`` by default). The model comes back in
-        eval mode.
+        ``device`` (CPU by default), ``backend`` (``"auto"`` by default) and config overrides for
+        fine-tuning (``OVERRIDABLE``): ``num_classes=5, class_names=[...]`` keeps the trained
+        backbone and puts a freshly initialised head on it (logged); ``dropout``, ``T``, ``ratio``,
+        ... change no trained tensor. The returned model's ``config`` has the overrides, so
+        ``save_pretrained`` -> ``from_pretrained`` round-trips. The model comes back in eval mode.
 
         This resolves zoo names (which huggingface_hub does not know) to a verified local folder,
         then hands that folder to the mixin's own ``from_pretrained``, which calls ``_from_pretrained``.
@@ -145,24 +182,34 @@ class StcSNN(
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, config: StcConfig, device: torch.device, backend: str | None = None,
-                         **hub_kwargs) -> StcSNN:
-        """The mixin's hook: build the model of ``config`` and load the weights of ``model_id`` (a checked folder)."""
-        return cls._load(Path(model_id), config, device, backend)
+                         **kwargs) -> StcSNN:
+        """The mixin's hook: build the model of ``config`` (with any overrides in ``kwargs``) and load
+        the weights of ``model_id`` (a checked folder)."""
+        hub = ("revision", "cache_dir", "force_download", "proxies", "resume_download", "local_files_only", "token")
+        overrides = {k: v for k, v in kwargs.items() if k not in hub}
+        return cls._load(Path(model_id), config, device, backend, overrides)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, device: torch.device | str | None = None,
-                    backend: str | None = None) -> StcSNN:
-        """Load ``folder/config.json`` + ``folder/model.safetensors`` strictly (checksums verified if listed)."""
+                    backend: str | None = None, **overrides) -> StcSNN:
+        """Load ``folder/config.json`` + ``folder/model.safetensors`` strictly (checksums verified if listed);
+        ``overrides`` as in ``from_pretrained``."""
         folder = Path(folder)
         device = runtime(device, backend)
         checkpoint.require_files(folder)
-        return cls._load(folder, checkpoint.read_config(folder), device, backend)
+        return cls._load(folder, checkpoint.read_config(folder), device, backend, overrides)
 
     @classmethod
-    def _load(cls, folder: Path, config: StcConfig, device: torch.device, backend: str | None) -> StcSNN:
-        """The model of ``config`` with the weights of a checked ``folder``, in eval mode on ``device``."""
-        model = cls(config, backend=backend or "auto")
-        checkpoint.load_weights(model.network, folder / WEIGHTS_NAME)
+    def _load(cls, folder: Path, config: StcConfig, device: torch.device, backend: str | None,
+              overrides: dict | None = None) -> StcSNN:
+        """The model of ``config`` (with ``overrides``) with the weights of a checked ``folder``, in eval
+        mode on ``device``."""
+        new, fresh = override(config, overrides or {})
+        model = cls(new, backend=backend or "auto")
+        checkpoint.load_weights(model.network, folder / WEIGHTS_NAME, fresh)
+        if fresh:
+            log.warning("stc-zoo: %s: trained backbone with a new head for %d classes (initialised at random: "
+                        "train it before use)", folder.name, new.network.num_classes)
         model.checkpoint_folder = folder
         return model.to(device).eval()
 

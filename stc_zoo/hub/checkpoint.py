@@ -53,11 +53,12 @@ def check_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.
         raise CheckpointError(f"{what}: tensor shapes do not match the config's model: {wrong}")
 
 
-def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
+def load_weights(module: nn.Module, path: str | os.PathLike, fresh: tuple[str, ...] = ()) -> None:
     """Load a safetensors file into ``module`` exactly (``check_state``), in the file's form.
 
     A module with ``match_form(state)`` (``StcNetwork``) first takes the form the file was saved
-    in (BatchNorm folded or not).
+    in (BatchNorm folded or not). Tensors whose names start with a prefix in ``fresh`` (a new
+    head) keep the module's own initial values; every other tensor must match exactly.
     """
     try:
         state = safetensors.torch.load_file(str(path))
@@ -65,7 +66,11 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     if hasattr(module, "match_form"):
         module.match_form(state)
-    check_state(module.state_dict(), state, str(path))
+    own = module.state_dict()
+    if fresh:
+        state = {k: v for k, v in state.items() if not k.startswith(fresh)}
+        state.update({k: v for k, v in own.items() if k.startswith(fresh)})
+    check_state(own, state, str(path))
     module.load_state_dict(state, strict=True)
 
 

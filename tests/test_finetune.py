@@ -1,0 +1,59 @@
+"""Starting from the zoo: a trained backbone with a new head, other safe overrides, clear refusals."""
+
+import logging
+
+import pytest
+import torch
+
+from stc_zoo import InputError, StcSNN
+from stc_zoo.data import synthetic_events
+
+
+def test_new_head_keeps_the_backbone_and_round_trips(tmp_path, caplog):
+    base = StcSNN.from_pretrained("nmnist-t4")
+    with caplog.at_level(logging.WARNING, logger="stc_zoo"):
+        model = StcSNN.from_pretrained("nmnist-t4", num_classes=5, class_names=list("abcde"), dropout=0.2)
+    assert sum("new head for 5 classes" in r.message for r in caplog.records) == 1
+    c = model.config
+    assert (c.network.num_classes, c.class_names, c.network.dropout) == (5, tuple("abcde"), 0.2)
+    for name, tensor in base.network.state_dict().items():  # everything but the head is the trained weights
+        if not name.startswith("fc2."):
+            assert torch.equal(model.network.state_dict()[name], tensor), name
+    assert model.network.fc2.weight.shape == (5, c.network.hidden)
+    assert model.predict_proba(synthetic_events((34, 34), 500)).shape == (1, 5)
+    model.save_pretrained(tmp_path / "five")
+    again = StcSNN.from_pretrained(tmp_path / "five")
+    assert again.config == model.config
+    assert all(torch.equal(again.network.state_dict()[k], v) for k, v in model.network.state_dict().items())
+
+
+def test_fewer_classes_without_names_fall_back_to_indices():
+    model = StcSNN.from_pretrained("nmnist-t4", num_classes=3)
+    assert model.config.class_names == () and model.config.labels == ("0", "1", "2")
+
+
+def test_safe_overrides_change_no_weight():
+    model = StcSNN.from_pretrained("nmnist-t4", T=8, ratio=2)
+    base = StcSNN.from_pretrained("nmnist-t4")
+    assert model.config.input.T == 8 and model.compress(synthetic_events((34, 34), 800)).shape[0] == 8
+    assert all(torch.equal(model.network.state_dict()[k], v) for k, v in base.network.state_dict().items())
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(channels=(8, 16)), "cannot change \\['channels'\\]"),
+    (dict(sensor_size=(64, 64)), "cannot change \\['sensor_size'\\]"),
+    (dict(num_classes=1), "num_classes must be an integer >= 2"),
+    (dict(num_classes=4, class_names=["a"]), "class_names has 1 names for 4 classes"),
+    (dict(colour="red"), "unknown config fields \\['colour'\\]"),
+])
+def test_incompatible_overrides_are_clear_errors(changes, message):
+    with pytest.raises(InputError, match=message):
+        StcSNN.from_pretrained("nmnist-t4", **changes)
+
+
+def test_a_swapped_head_that_does_not_match_the_config_is_not_saved(tmp_path):
+    model = StcSNN.from_pretrained("nmnist-t4")
+    model.network.fc2 = torch.nn.Linear(model.config.network.hidden, 3)
+    with pytest.raises(Exception, match="does not match its config"):
+        model.save_pretrained(tmp_path / "bad")
+    assert not (tmp_path / "bad" / "model.safetensors").exists()
