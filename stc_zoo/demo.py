@@ -99,9 +99,11 @@ def run(args: argparse.Namespace) -> None:
         t_comp = median_ms(lambda: model.compress(one), args.runs)
         t_net = median_ms(lambda: model(x), args.runs)
         t_all = median_ms(lambda: model(model.compress(one)), args.runs)
+        numba_path = model.network.uses_numba(x)
     print(f"\nlatency, batch 1, CPU ({torch.get_num_threads()} threads), median of {args.runs} runs after warm-up:")
     print(f"  compression (events -> [T, 1, 2, H, W])  {t_comp:8.3f} ms")
-    print(f"  network (BN folded, torch reference)     {t_net:8.3f} ms")
+    path = "Numba kernels" if numba_path else "PyTorch reference"
+    print(f"  network (BN folded, {path + ')':<20} {t_net:8.3f} ms")
     print(f"  end to end (raw events -> logits)        {t_all:8.3f} ms")
     print("\nspike activity (mean count per neuron per step, K = %d):" % model.config.network.K)
     for name, rate in spike_rates(model, model.compress(samples)):
