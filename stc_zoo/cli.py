@@ -1,4 +1,4 @@
-"""The ``stc-zoo`` command line: list, info, predict, bench, stream, show, evaluate.
+"""The ``stc-zoo`` command line: list, info, predict, bench, stream, train, show, evaluate.
 
 Every command that takes MODEL accepts a zoo name, a checkpoint folder or a Hub repo id, and
 loads it as ``StcSNN.from_pretrained`` does. Errors a user can cause print one line and exit 2.
@@ -295,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: decide at step T, as the offline prediction)")
     st.add_argument("--min-steps", type=int, default=1, help="never decide before this many steps")
 
+    tr = sub.add_parser("train", add_help=False, help="train or fine-tune a model (the options of training/train.py; "
+                        "stc-zoo train --help lists them)",
+                        description="train or fine-tune a model: stc-zoo train --model NAME --data ROOT ...")
+    tr.add_argument("args", nargs=argparse.REMAINDER, help="training/train.py's options")  # main() dispatches it
+
     sh = command("show", show, "picture of a recording: events, compressed steps, spikes per layer", "--model")
     sh.add_argument("file", type=Path, help="event file (.bin, .aedat, .npy)")
     sh.add_argument("--out", type=Path, required=True, help="image to write (.png, .pdf, .svg)")
@@ -312,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # its options are training's own (argparse cannot pass "--x" through)
+        from . import train as training
+
+        training.main(argv[1:])  # a user's mistake exits 2 there, with one line
+        return 0
     args = build_parser().parse_args(argv)
     if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1 or getattr(args, "rounds", 1) < 1:
         print("stc-zoo: --batch, --runs and --rounds must be >= 1", file=sys.stderr)

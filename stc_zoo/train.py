@@ -46,10 +46,12 @@ from .atomic import replace_atomically
 from .config import StcConfig, field_names
 from .data import READERS, stratified_split
 from .data.compressed import compress_dataset
-from .errors import StcError
+from .errors import InputError, StcError
 from .evaluation import evaluate
 from .hub.card import CardResult
+from .hub import checkpoint
 from .hub.checkpoint import load_weights
+from .hub.resolve import checkpoint_folder
 from .model import StcSNN
 from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
@@ -126,10 +128,31 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
     if unknown:
         raise TrainError(f"unknown model fields {unknown}; model: {sorted(field_names())}, train: {sorted(train_fields)}")
     try:
-        return get_entry(args.model).config.replace(**model_changes), TrainConfig(**{
+        config, train = get_entry(args.model).config.replace(**model_changes), TrainConfig(**{
             **dataclasses.asdict(TrainConfig()), **train_changes})
     except (TypeError, ValueError) as err:
         raise TrainError(f"--set/--config: {err}") from None
+    return (init_config(args.init, config) if args.init else config), train
+
+
+def init_changes(start: StcConfig, wanted: StcConfig) -> dict:
+    """The fields in which ``wanted`` (the --model entry with --set) differs from ``start`` (the --init weights)."""
+    def flat(c: StcConfig) -> dict:
+        return {**dataclasses.asdict(c.input), **dataclasses.asdict(c.network), "class_names": c.class_names}
+    a, b = flat(start), flat(wanted)
+    return {k: b[k] for k in b if a[k] != b[k]}
+
+
+def init_config(init: str, wanted: StcConfig) -> StcConfig:
+    """The config a run from ``--init`` trains: the starting weights' architecture with what ``wanted``
+    changes (its classes, input timing, ...). TrainError when ``wanted`` needs another architecture."""
+    from .model import override
+
+    start = checkpoint.read_config(checkpoint_folder(init))
+    try:
+        return override(start, init_changes(start, wanted))[0]
+    except InputError as err:
+        raise TrainError(f"--init {init}: {err}") from None
 
 
 # ------------------------------------------------------------------ data
@@ -280,7 +303,8 @@ class Run:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="training/train.py", description="Train an stc-zoo model.")
+    parser = argparse.ArgumentParser(prog="stc-zoo train", description="Train an stc-zoo model (also: "
+                                     "python training/train.py, python -m stc_zoo.train).")
     parser.add_argument("--model", required=True, help="zoo entry whose config to train (e.g. nmnist-t4)")
     parser.add_argument("--data", required=True, help="dataset root in its published layout")
     parser.add_argument("--out", help="run folder (default runs/<model>)")
@@ -296,6 +320,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--export", type=Path, help="write the Hub-ready folder of the best weights here")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--init", metavar="MODEL_OR_FOLDER",
+                        help="start from these trained weights (zoo name, checkpoint folder or Hub id): its backbone, "
+                             "a new head when --model's classes differ")
+    parser.add_argument("--freeze-blocks", action="store_true", help="with --init: train only the classifier")
+    parser.add_argument("--backbone-lr-scale", type=float, default=1.0,
+                        help="learning rate of everything but the head, as a fraction of --lr (default 1.0)")
     return parser.parse_args(argv)
 
 
@@ -319,12 +349,41 @@ def resolve_run(args: argparse.Namespace, argv: list[str] | None) -> Run:
 
 
 def build(run: Run):
-    """The model on its device, its DDP wrapper (or itself), AdamW and the cosine schedule."""
-    model = StcSNN(run.config).to(run.device)
+    """The model on its device (from --init's weights when given), its DDP wrapper (or itself), AdamW
+    (the backbone at ``--backbone-lr-scale`` times the head's rate; frozen blocks left out) and the
+    cosine schedule."""
+    model = start_model(run).to(run.device)
     net = torch.nn.parallel.DistributedDataParallel(model) if run.world > 1 else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=run.train.lr, weight_decay=run.train.weight_decay)
+    head = [p for n, p in model.network.named_parameters() if n.startswith("fc2.")]
+    backbone = [p for n, p in model.network.named_parameters() if not n.startswith("fc2.") and p.requires_grad]
+    groups = [{"params": head}] + ([{"params": backbone, "lr": run.train.lr * run.args.backbone_lr_scale}]
+                                   if backbone else [])
+    optimizer = torch.optim.AdamW(groups, lr=run.train.lr, weight_decay=run.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=run.train.epochs)
     return model, net, optimizer, scheduler
+
+
+def start_model(run: Run) -> StcSNN:
+    """A fresh model of the run's config, or --init's weights under it (a resumed run loads its own state later)."""
+    args = run.args
+    if not 0.0 < args.backbone_lr_scale <= 1.0:
+        raise TrainError(f"--backbone-lr-scale must be in (0, 1], got {args.backbone_lr_scale}")
+    if args.freeze_blocks and not args.init:
+        raise TrainError("--freeze-blocks needs --init (freezing untrained blocks trains nothing useful)")
+    if not args.init or run.resume:
+        model = StcSNN(run.config)
+    else:
+        folder = checkpoint_folder(args.init)
+        model = StcSNN.from_folder(folder, **init_changes(checkpoint.read_config(folder), run.config))
+        if model.network.bn_folded:
+            raise TrainError(f"--init {args.init}: its BatchNorm is folded into the convs (an inference export); "
+                             "start from the unfolded weights (training/train.py --export writes those)")
+        if run.rank == 0:
+            print(f"starting from {args.init} ({folder})")
+    if args.freeze_blocks:  # their BatchNorm statistics still follow the new data
+        for p in model.network.blocks.parameters():
+            p.requires_grad_(False)
+    return model.train()
 
 
 def restore(run: Run, model, optimizer, scheduler, meta: dict) -> dict:

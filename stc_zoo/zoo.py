@@ -33,7 +33,8 @@ class ZooEntry:
 
     @property
     def train_command(self) -> str:
-        return f"python training/train.py --model {self.name} --data {self.data_hint}"
+        # The console command, so the advice works after pip install (the wheel has no training/ folder).
+        return f"stc-zoo train --model {self.name} --data {self.data_hint}"
 
     @property
     def bundled(self) -> Path | None:

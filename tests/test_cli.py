@@ -53,7 +53,7 @@ def test_info_gives_config_and_card_or_the_train_command(capsys):
     code, out, _ = cli(capsys, "info", "nmnist-t4")
     assert code == 0 and '"k_t": 2' in out and "library_name: stc-zoo" in out and "## Citation" in out
     code, out, _ = cli(capsys, "info", "dvsgesture-t4")
-    assert code == 0 and "python training/train.py --model dvsgesture-t4" in out and '"sensor_size"' in out
+    assert code == 0 and "stc-zoo train --model dvsgesture-t4" in out and '"sensor_size"' in out
     code, _, err = cli(capsys, "info", "nmnist-t5")
     assert code == 2 and "did you mean nmnist-t4" in err
 

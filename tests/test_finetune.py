@@ -57,3 +57,54 @@ def test_a_swapped_head_that_does_not_match_the_config_is_not_saved(tmp_path):
     with pytest.raises(Exception, match="does not match its config"):
         model.save_pretrained(tmp_path / "bad")
     assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------- training from a start
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from eventfiles import write_tiny_nmnist
+
+    return write_tiny_nmnist(tmp_path_factory.mktemp("nmnist"))
+
+
+def train_args(data, out, *extra):
+    return ["--model", "nmnist-t4", "--data", str(data), "--out", str(out), "--cache-dir", "", "--epochs", "1",
+            "--batch-size", "8", "--set", "val_fraction=0.25", *extra]
+
+
+def test_init_from_the_zoo_with_frozen_blocks_trains_only_the_classifier(data, tmp_path):
+    from stc_zoo import train
+
+    start = StcSNN.from_pretrained("nmnist-t4").network.state_dict()
+    train.main(train_args(data, tmp_path / "ft", "--init", "nmnist-t4", "--freeze-blocks",
+                          "--backbone-lr-scale", "0.5", "--set", "dropout=0.1", "--export", str(tmp_path / "export")))
+    tuned = StcSNN.from_pretrained(tmp_path / "export").network.state_dict()
+    for name, tensor in start.items():
+        if name.startswith("blocks.") and "running_" not in name and "num_batches" not in name:
+            assert torch.equal(tuned[name], tensor), f"{name} moved although the blocks were frozen"
+    assert not torch.equal(tuned["fc2.weight"], start["fc2.weight"])  # the classifier trained
+    assert not torch.equal(tuned["fc1.weight"], start["fc1.weight"])
+
+
+def test_init_that_needs_another_architecture_is_one_line(data, tmp_path, capsys):
+    from stc_zoo import train
+
+    other = tmp_path / "narrow"
+    StcSNN(StcSNN.from_pretrained("nmnist-t4").config.replace(channels=(8, 16))).save_pretrained(other)
+    with pytest.raises(SystemExit) as exit_:
+        train.main(train_args(data, tmp_path / "x", "--init", str(other)))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--init" in err and "cannot change ['channels']" in err
+    with pytest.raises(SystemExit):
+        train.main(train_args(data, tmp_path / "y", "--freeze-blocks"))
+    assert "--freeze-blocks needs --init" in capsys.readouterr().err
+
+
+def test_stc_zoo_train_is_the_training_module(data, tmp_path, capsys):
+    from stc_zoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "nmnist-t5", "--data", str(data)])
+    assert exit_.value.code == 2 and "did you mean nmnist-t4" in capsys.readouterr().err
+    assert main(["train", *train_args(data, tmp_path / "cli", "--init", "nmnist-t4")]) == 0
+    assert (tmp_path / "cli" / "best.safetensors").is_file()

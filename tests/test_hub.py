@@ -110,7 +110,7 @@ def test_missing_repo_and_untrained_zoo_entries_fail_clearly(hub, tmp_path):
     assert "acme/missing" in missing["message"] and "no such repository" in missing["message"]
     untrained = run_client(hub.endpoint, tmp_path, "dvsgesture-t4")
     assert untrained["error"] == "WeightsUnavailableError", untrained
-    assert "python training/train.py --model dvsgesture-t4" in untrained["message"]
+    assert "stc-zoo train --model dvsgesture-t4" in untrained["message"]
     typo = run_client(hub.endpoint, tmp_path, "nmnist-t5")
     assert typo["error"] == "CheckpointError" and "did you mean nmnist-t4" in typo["message"], typo
 

@@ -181,7 +181,7 @@ def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
         assert c.input.T == (15 if "stream" in name else 4)
         assert model(torch.zeros(c.input.T, 1, 2, *c.input.output_size)).shape == (1, c.network.num_classes)
     for name in ("dvsgesture-t4", "cifar10dvs-t4"):  # never trained on their real recordings here
-        with pytest.raises(WeightsUnavailableError, match=f"python training/train.py --model {name}"):
+        with pytest.raises(WeightsUnavailableError, match=f"stc-zoo train --model {name}"):
             StcSNN.from_pretrained(name)
     with pytest.raises(KeyError, match="nmnist-t4"):
         create_model("nmnist-t5")

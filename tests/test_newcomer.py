@@ -73,7 +73,7 @@ def test_own_errors_come_without_chained_tracebacks():
     assert out.returncode == 1 and "WeightsUnavailableError" in out.stderr
     assert "During handling" not in out.stderr and "direct cause" not in out.stderr, out.stderr
     assert len(out.stderr.splitlines()) < 15, out.stderr
-    assert "python training/train.py --model dvsgesture-t4" in out.stderr
+    assert "stc-zoo train --model dvsgesture-t4" in out.stderr
 
 
 def test_cuda_without_a_gpu_is_a_clear_error_in_the_api():

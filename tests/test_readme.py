@@ -48,7 +48,9 @@ def script_parser(path: str):
 def parse(argv: list[str]) -> None:
     """Parse ``argv`` (a README command, without .venv/bin/) with its program's own parser."""
     program, *args = argv
-    if program == "stc-zoo":
+    if program == "stc-zoo" and args[:1] == ["train"]:
+        train.parse_args(args[1:])
+    elif program == "stc-zoo":
         cli_parser().parse_args(args)
     elif program == "torchrun":
         script = next(i for i, a in enumerate(args) if a.endswith(".py"))
@@ -75,7 +77,7 @@ def parse(argv: list[str]) -> None:
 
 def runs_here(argv: list[str]) -> bool:
     text = " ".join(argv)
-    return (argv[0] == "stc-zoo" and not any(p in text for p in PLACEHOLDERS)
+    return (argv[0] == "stc-zoo" and argv[1:2] != ["train"] and not any(p in text for p in PLACEHOLDERS)
             and not any(a.startswith("runs/") and a != "runs/figure.png" for a in argv)
             and ("../shared" not in text or SUBSET.is_dir()))
 
