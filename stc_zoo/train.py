@@ -124,6 +124,12 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
     for key in ("epochs", "batch_size", "lr", "seed"):
         if getattr(args, key) is not None:
             train_changes[key] = getattr(args, key)
+    if args.dataset == "folder":  # its classes, unless --set names them
+        from .data.folder import scan
+
+        classes = scan(args.data)[0]
+        model_changes.setdefault("num_classes", len(classes))
+        model_changes.setdefault("class_names", list(classes))
     unknown = sorted(set(model_changes) - field_names()) + sorted(set(train_changes) - train_fields)
     if unknown:
         raise TrainError(f"unknown model fields {unknown}; model: {sorted(field_names())}, train: {sorted(train_fields)}")
@@ -297,6 +303,7 @@ class Run:
     command: str
     resume: bool
     saved: dict | None = None  # run.json of a resumed run
+    reader: str = "nmnist"  # key of READERS that reads --data
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
@@ -326,6 +333,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--freeze-blocks", action="store_true", help="with --init: train only the classifier")
     parser.add_argument("--backbone-lr-scale", type=float, default=1.0,
                         help="learning rate of everything but the head, as a fraction of --lr (default 1.0)")
+    parser.add_argument("--dataset", choices=sorted(READERS),
+                        help="how to read --data: the --model entry's dataset by default; 'folder' reads any "
+                             "ROOT/<class>/<recording> tree (its classes replace the entry's)")
     return parser.parse_args(argv)
 
 
@@ -341,11 +351,12 @@ def resolve_run(args: argparse.Namespace, argv: list[str] | None) -> Run:
     if args.resume:
         saved = json.loads((out / RUN).read_text())
         config, train = StcConfig.from_dict(saved["model"], source=str(out / RUN)), TrainConfig(**saved["train"])
-        return Run(args, out, config, train, command, resume=True, saved=saved)
+        reader = saved.get("reader", get_entry(args.model).reader)
+        return Run(args, out, config, train, command, resume=True, saved=saved, reader=reader)
     if (out / STATE).exists():
         raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     config, train = resolve_configs(args)
-    return Run(args, out, config, train, command, resume=False)
+    return Run(args, out, config, train, command, resume=False, reader=args.dataset or get_entry(args.model).reader)
 
 
 def build(run: Run):
@@ -401,6 +412,7 @@ def restore(run: Run, model, optimizer, scheduler, meta: dict) -> dict:
             stretch_schedule(run, optimizer, scheduler, meta, run.args.epochs)
     elif run.rank == 0:
         write_atomic_text(run.out / RUN, json.dumps({"model": run.config.to_dict(), "train": dataclasses.asdict(run.train),
+                                                     "reader": run.reader,
                                                      "command": run.command}, indent=1))
     meta.setdefault("history", [])
     if run.rank == 0:  # the log is rebuilt from the state: a kill between the two cannot lose or repeat a line
@@ -453,14 +465,21 @@ def export(run: Run, meta: dict) -> None:
     entry = get_entry(run.args.model)
     model = StcSNN(run.config)
     load_weights(model.network, run.out / BEST)
-    is_subset = entry.reader == "nmnist" and meta["total_samples"] < 60000  # full N-MNIST train: 60,000
-    data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
-                 + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
-                    "dataset." if is_subset else f" ({entry.dataset} training split)."))
-    result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=entry.reader,
+    if run.reader == "folder":  # the user's own recordings: named after the export, not the zoo entry
+        name, dataset = Path(run.args.export).name, f"labelled event folder {Path(meta['data']).name}"
+        data_note = (f"Trained on {meta['train_samples']} recordings of the labelled folder `{meta['data']}` "
+                     f"(classes: {', '.join(run.config.labels)})"
+                     + (f", starting from `{run.args.init}`." if run.args.init else "."))
+    else:
+        is_subset = entry.reader == "nmnist" and meta["total_samples"] < 60000  # full N-MNIST train: 60,000
+        name, dataset = entry.name, entry.dataset
+        data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
+                     + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
+                        "dataset." if is_subset else f" ({entry.dataset} training split)."))
+    result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=run.reader,
                         source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"])
     model.save_pretrained(run.args.export, model_card_kwargs=dict(
-        name=entry.name, dataset=entry.dataset, data_note=data_note, result=result, command=meta["command"],
+        name=name, dataset=dataset, data_note=data_note, result=result, command=meta["command"],
         extra=f"Best epoch {meta['best_epoch']} of {meta['epochs']}.\n"))
 
 
@@ -482,7 +501,7 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     torch.manual_seed(run.train.seed)
     np.random.seed(run.train.seed)
     random.seed(run.train.seed)
-    train_data, val_data = load_data(get_entry(args.model).reader, args.data, run.config, run.train,
+    train_data, val_data = load_data(run.reader, args.data, run.config, run.train,
                                       args.cache_dir or None, args.download)
     model, net, optimizer, scheduler = build(run)
     meta = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "data": args.data, "seed": run.train.seed,

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..atomic import replace_atomically
+from ..errors import EventFormatError
 from ..transforms import SpatioTemporalCompression
 from .base import EventDataset
 
@@ -37,6 +38,15 @@ def cache_key(dataset: EventDataset, compression: SpatioTemporalCompression, ind
     blob = json.dumps({"v": CACHE_VERSION, "type": type(dataset).__name__, "sources": sources,
                        "targets": [dataset.targets[i] for i in indices], "compression": asdict(compression.config)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _refusal(compression: SpatioTemporalCompression, events) -> str | None:
+    """Why ``compression`` refuses one recording's events (its message without the "events[0]: " prefix), or None."""
+    try:
+        compression.batch([events])
+    except EventFormatError as err:
+        return str(err).removeprefix("events[0]: ")
+    return None
 
 
 def compress_dataset(
@@ -61,8 +71,15 @@ def compress_dataset(
                 warnings.warn(f"{path}: unreadable cache entry ({err}); compressing again", stacklevel=2)
     chunks = []
     for start in tqdm(range(0, len(indices), batch_size), desc=desc, unit="batch", leave=False):
-        events = [dataset.load_events(i) for i in indices[start:start + batch_size]]
-        chunks.append(compression.batch(events).transpose(0, 1))
+        chunk = indices[start:start + batch_size]
+        events = [dataset.load_events(i) for i in chunk]
+        try:
+            chunks.append(compression.batch(events).transpose(0, 1))
+        except EventFormatError:  # say which recording, not which batch slot
+            for i, e in zip(chunk, events):
+                if (refusal := _refusal(compression, e)) is not None:
+                    raise EventFormatError(f"{dataset.describe(i)}: {refusal}") from None
+            raise
     inputs = torch.cat(chunks).contiguous() if chunks else torch.zeros(0, compression.config.T, 2,
                                                                           *compression.output_size)
     labels = torch.tensor([dataset.targets[i] for i in indices], dtype=torch.int64)

@@ -1,8 +1,11 @@
 """One event file of any supported format -> an event array, chosen by its header, then its suffix.
 
 Formats: AEDAT 3.1 (DVS128 Gesture, ``#!AER-DAT3``), AEDAT 2.0 (CIFAR10-DVS, ``#!AER-DAT2``),
-N-MNIST ``.bin`` (headerless 5-byte events), and ``.npy`` holding a structured array with
-fields x, y, t, p (loaded with ``allow_pickle=False``: nothing is unpickled).
+N-MNIST ``.bin`` (headerless 5-byte events), ``.npy`` holding a structured array with fields x,
+y, t, p or a plain ``(N, 4)`` integer array with columns **x, y, t, p** (t in microseconds,
+polarity 0/1 or -1/1), and ``.npz`` holding either of those under ``events`` or the four fields
+as separate arrays ``x, y, t, p``. Numpy files are loaded with ``allow_pickle=False``: nothing is
+unpickled.
 """
 
 from __future__ import annotations
@@ -15,20 +18,59 @@ import numpy as np
 from ..errors import EventFormatError
 from .cifar10dvs import read_aedat2_cifar10dvs
 from .dvsgesture import read_aedat31
+from .events import make_events
 from .nmnist import read_nmnist_file
 
-FORMATS = "AEDAT 3.1 (.aedat), AEDAT 2.0 (.aedat), N-MNIST (.bin), numpy structured x/y/t/p (.npy)"
+FORMATS = ("AEDAT 3.1 (.aedat), AEDAT 2.0 (.aedat), N-MNIST (.bin), numpy (.npy, .npz: structured x/y/t/p, "
+           "or (N, 4) integer columns x, y, t, p)")
+SUFFIXES = frozenset({".aedat", ".bin", ".npy", ".npz"})
+COLUMNS = "xytp"  # the column order of plain (N, 4) arrays
+
+
+def from_columns(array: np.ndarray, source: str) -> np.ndarray:
+    """Events from a plain ``(N, 4)`` integer array with columns x, y, t, p; polarity 0/1 or -1/1 (-1 -> 0)."""
+    if array.ndim != 2 or array.shape[1] != 4 or array.dtype.kind not in "iu":
+        raise EventFormatError(f"{source}: expected a structured x/y/t/p array or an (N, 4) integer array with "
+                               f"columns x, y, t, p; got {array.dtype} of shape {array.shape}")
+    x, y, t, p = (array[:, COLUMNS.index(c)] for c in "xytp")
+    if p.size and p.min() == -1:
+        if not np.isin(p, (-1, 1)).all():
+            raise EventFormatError(f"{source}: polarity column mixes -1 with values other than 1")
+        p = (p > 0).astype(np.int8)
+    return make_events(x, y, t, p)
+
+
+def _events(array: np.ndarray, source: str) -> np.ndarray:
+    if array.dtype.names is not None:
+        if not {"x", "y", "t", "p"} <= set(array.dtype.names) or array.ndim != 1:
+            raise EventFormatError(f"{source}: expected a 1-D structured array with fields x, y, t, p, "
+                                   f"got {array.dtype} of shape {array.shape}")
+        return array
+    return from_columns(array, source)
 
 
 def read_npy_events(path: str | os.PathLike) -> np.ndarray:
     try:
-        events = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise EventFormatError(f"{path}: not a readable .npy event array ({err})") from None
-    if events.dtype.names is None or not {"x", "y", "t", "p"} <= set(events.dtype.names) or events.ndim != 1:
-        raise EventFormatError(f"{path}: expected a 1-D structured array with fields x, y, t, p, "
-                               f"got {events.dtype} of shape {events.shape}")
-    return events
+    return _events(array, str(path))
+
+
+def read_npz_events(path: str | os.PathLike) -> np.ndarray:
+    """``events`` (structured or (N, 4)) or separate ``x, y, t, p`` arrays of an ``.npz`` file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "events" in z.files:
+                return _events(z["events"], f"{path}[events]")
+            if {"x", "y", "t", "p"} <= set(z.files):
+                x, y, t, p = (z[k] for k in "xytp")
+                p = (p > 0).astype(np.int8) if p.size and p.min() == -1 else p
+                return make_events(x, y, t, p)
+            names = z.files
+    except (ValueError, OSError) as err:
+        raise EventFormatError(f"{path}: not a readable .npz file ({err})") from None
+    raise EventFormatError(f"{path}: expected an array 'events' or arrays x, y, t, p; found {names}")
 
 
 def read_event_file(path: str | os.PathLike) -> np.ndarray:
@@ -45,6 +87,8 @@ def read_event_file(path: str | os.PathLike) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return read_npy_events(path)
+    if suffix == ".npz":
+        return read_npz_events(path)
     if suffix == ".bin":
         return read_nmnist_file(path)
     raise EventFormatError(f"{path}: unknown event file format (supported: {FORMATS})")
