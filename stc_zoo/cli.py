@@ -19,7 +19,7 @@ from huggingface_hub import try_to_load_from_cache
 from . import __version__
 from .data import READERS, read_event_file, synthetic_events
 from .data.compressed import compress_dataset
-from .errors import StcError, WeightsUnavailableError
+from .errors import InputError, StcError, WeightsUnavailableError
 from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
@@ -31,8 +31,24 @@ from .zoo import REGISTRY, ZooEntry
 
 # ---------------------------------------------------------------- helpers
 def load_model(args) -> StcSNN:
-    """MODEL with --revision, --device and --backend (a device or backend this machine lacks is refused here)."""
-    return StcSNN.from_pretrained(args.model, revision=args.revision, device=args.device, backend=args.backend)
+    """MODEL with --revision, --device, --backend and --fit/--sensor (a device or backend this machine lacks is
+    refused here)."""
+    fit = {}
+    if getattr(args, "fit", None) or getattr(args, "sensor", None):
+        if not (args.fit and args.sensor):
+            raise InputError("--fit and --sensor go together: --fit crop|scale --sensor WxH (the camera's size)")
+        fit = dict(fit=args.fit, source_size=args.sensor)
+    return StcSNN.from_pretrained(args.model, revision=args.revision, device=args.device, backend=args.backend,
+                                  **fit)
+
+
+def sensor_size(text: str) -> tuple[int, int]:
+    """``"346x260"`` -> ``(346, 260)``."""
+    try:
+        W, H = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 346x260, got {text!r}") from None
+    return W, H
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -263,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
             p.add_argument("--backend", choices=("auto", "triton", "numba", "torch"), default=None,
                            help="kernels: auto = Triton on CUDA, Numba for CPU inference; torch = the reference")
+            p.add_argument("--fit", choices=("crop", "scale"),
+                           help="events from a camera larger than the model's input: crop a centred window, or "
+                                "scale coordinates down by an integer (with --sensor)")
+            p.add_argument("--sensor", type=sensor_size, metavar="WxH", help="the camera's size, for --fit")
         p.set_defaults(func=func)
         return p
 

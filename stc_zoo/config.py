@@ -24,6 +24,7 @@ from .layers import MultiThresholdLIF, TemporalMix
 # Version 1 was one flat object with a ``bn_folded`` field; ``_upgrade_v1`` reads it.
 FORMAT_VERSION = 2
 POOLS = ("max", "avg")
+FITS = (None, "crop", "scale")
 
 
 def _need(ok: bool, section: str, what: str) -> None:
@@ -45,10 +46,19 @@ class InputConfig:
     spatial: int = 1
     decay: float = 1.0
     step_us: int | None = None
+    # Events from another (larger) camera, fitted onto sensor_size before compression, explicitly:
+    # "crop" keeps a sensor_size window (centred, or at crop_origin); "scale" divides coordinates by
+    # the smallest integer that fits the camera in, centred. source_size is that camera's (W, H).
+    fit: str | None = None
+    source_size: tuple[int, int] | None = None
+    crop_origin: tuple[int, int] | None = None
 
     def __post_init__(self):
         # JSON and tonic give lists or (W, H, P); keep (W, H) tuples so configs compare equal.
         object.__setattr__(self, "sensor_size", tuple(int(v) for v in self.sensor_size)[:2])
+        for name in ("source_size", "crop_origin"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name))[:2])
         _need(len(self.sensor_size) == 2 and min(self.sensor_size) > 0, "input",
               f"sensor_size must be (W, H) or (W, H, P), got {self.sensor_size}")
         _need(self.split_by in SPLITS, "input", f"split_by must be one of {SPLITS}, got {self.split_by!r}")
@@ -64,6 +74,41 @@ class InputConfig:
         else:
             _need(self.step_us is None, "input",
                   f"step_us is only for split_by 'duration', not {self.split_by!r}")
+        self._check_fit()
+
+    def _check_fit(self) -> None:
+        _need(self.fit in FITS, "input", f"fit must be one of {FITS[1:]} or null, got {self.fit!r}")
+        if self.fit is None:
+            _need(self.source_size is None and self.crop_origin is None, "input",
+                  "source_size and crop_origin need fit ('crop' or 'scale')")
+            return
+        _need(self.source_size is not None and len(self.source_size) == 2 and min(self.source_size) > 0, "input",
+              f"fit {self.fit!r} needs source_size, the camera's (W, H)")
+        if self.fit == "crop":
+            (W, H), (Ws, Hs) = self.sensor_size, self.source_size
+            _need(Ws >= W and Hs >= H, "input", f"fit 'crop' takes a {W}x{H} window of a larger camera, "
+                  f"not of {Ws}x{Hs}; use fit 'scale'")
+            x0, y0 = self.crop_origin or ((Ws - W) // 2, (Hs - H) // 2)
+            _need(0 <= x0 <= Ws - W and 0 <= y0 <= Hs - H, "input",
+                  f"crop_origin {self.crop_origin} puts the {W}x{H} window outside the {Ws}x{Hs} camera")
+        else:
+            _need(self.crop_origin is None, "input", "crop_origin is for fit 'crop'")
+
+    @property
+    def camera_size(self) -> tuple[int, int]:
+        """``(W, H)`` of the events this pipeline accepts: the camera's when fitted, else the sensor's."""
+        return self.source_size if self.fit else self.sensor_size
+
+    def fitting(self) -> tuple[int, int, int]:
+        """``(factor, dx, dy)``: an event at (x, y) of the camera lands at (x // factor + dx, y // factor + dy)."""
+        (W, H), (Ws, Hs) = self.sensor_size, self.camera_size
+        if self.fit == "crop":
+            x0, y0 = self.crop_origin or ((Ws - W) // 2, (Hs - H) // 2)
+            return 1, -x0, -y0
+        if self.fit == "scale":
+            f = max(-(-Ws // W), -(-Hs // H))
+            return f, (W - -(-Ws // f)) // 2, (H - -(-Hs // f)) // 2
+        return 1, 0, 0
 
     @property
     def streamable(self) -> bool:

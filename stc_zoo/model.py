@@ -40,7 +40,7 @@ log = logging.getLogger("stc_zoo")
 # head (fc2); the others change no trained tensor's shape (input timing, dropout, training-only
 # neuron settings). Any other field would not fit the trained weights.
 OVERRIDABLE = ("num_classes", "class_names", "dropout", "T", "ratio", "decay", "split_by", "step_us",
-               "surrogate", "surrogate_alpha", "detach_reset")
+               "surrogate", "surrogate_alpha", "detach_reset", "fit", "source_size", "crop_origin")
 HEAD = ("fc2.",)
 
 

@@ -95,7 +95,7 @@ class StreamSession:
 
     # ------------------------------------------------------------------ input
     def _accept(self, events: np.ndarray) -> None:
-        sensor = self.model.config.input.sensor_size
+        sensor = self.model.config.input.camera_size
         check_layout(events, "packet")
         if not len(events):
             return

@@ -510,8 +510,9 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             "epochs": run.train.epochs, "command": run.command}
     meta = restore(run, model, optimizer, scheduler, meta)
     if run.rank == 0:
-        print(f"{args.model}: {len(train_data[0])} train / {len(val_data[0])} validation samples, "
-              f"{run.world} process(es) on {run.device}")
+        print(f"{args.model}: {len(train_data[0])} train / {len(val_data[0])} validation samples "
+              f"(the train split of {args.data} read as '{run.reader}'; validation = a {run.train.val_fraction:g} "
+              f"per-class hold-out, seed {run.train.seed}), {run.world} process(es) on {run.device}")
     meta = fit(run, model, net, optimizer, scheduler, meta, train_data, val_data)
     if run.rank == 0:
         print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']} ({run.out / BEST})")

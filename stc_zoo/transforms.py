@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .config import InputConfig
-from .data.events import check_events, check_layout
+from .data.events import EVENT_DTYPE, check_events, check_layout
 from .kernels import ops
 
 
@@ -22,6 +22,20 @@ def pack_events(
     events = np.concatenate(batch) if batch else np.empty(0, dtype=[(f, "i8") for f in "xypt"])
     fields = (torch.from_numpy(events[f].astype(np.int64)).to(device) for f in "xypt")
     return (*fields, offsets)
+
+
+def fit_events(events: np.ndarray, config: InputConfig, source: str = "events") -> np.ndarray:
+    """Events of ``config.source_size``'s camera (checked against it) moved onto ``config.sensor_size``
+    by ``config.fit``; a crop drops what falls outside the window."""
+    events = check_events(events, config.camera_size, source)
+    factor, dx, dy = config.fitting()
+    x = events["x"].astype(np.int64) // factor + dx
+    y = events["y"].astype(np.int64) // factor + dy
+    W, H = config.sensor_size
+    keep = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    out = np.empty(int(keep.sum()), dtype=EVENT_DTYPE)
+    out["x"], out["y"], out["t"], out["p"] = x[keep], y[keep], events["t"][keep], events["p"][keep]
+    return out
 
 
 def _concatenate(batch: Sequence[np.ndarray]) -> np.ndarray:
@@ -56,14 +70,20 @@ class SpatioTemporalCompression:
         spatial: sum-pooling factor s.
         decay: lam in (0, 1]; 1 is a plain sum.
         step_us: microseconds per step, a multiple of ``ratio`` (``split_by="duration"`` only).
+        fit, source_size, crop_origin: events of another camera (``source_size``), fitted onto
+            ``sensor_size`` first: ``"crop"`` (a centred window, or at ``crop_origin``) or ``"scale"``
+            (integer downscaling, centred). Never done unless asked: off-sensor events are an error.
         backend: ``"auto"`` (Triton kernel for CUDA devices, Numba kernel on the CPU when numba is
             installed, PyTorch otherwise), ``"triton"``, ``"numba"`` or ``"torch"``; all give the same frames.
     The parameters live in ``self.config`` (an ``InputConfig``, where they are validated).
     """
 
     def __init__(self, sensor_size: tuple[int, ...], T: int, ratio: int = 1, split_by: str = "number",
-                 spatial: int = 1, decay: float = 1.0, step_us: int | None = None, backend: str = "auto"):
-        self.config = InputConfig(tuple(sensor_size), T, ratio, split_by, spatial, decay, step_us)
+                 spatial: int = 1, decay: float = 1.0, step_us: int | None = None, backend: str = "auto",
+                 fit: str | None = None, source_size: tuple[int, int] | None = None,
+                 crop_origin: tuple[int, int] | None = None):
+        self.config = InputConfig(tuple(sensor_size), T, ratio, split_by, spatial, decay, step_us, fit, source_size,
+                                  crop_origin)
         ops.check_backend(backend)
         self.backend = backend
 
@@ -88,6 +108,8 @@ class SpatioTemporalCompression:
         """
         c = self.config
         device = torch.device(device or "cpu")
+        if c.fit:
+            batch = [fit_events(e, c, f"events[{i}]") for i, e in enumerate(batch)]
         if origins_us is not None:
             if c.split_by != "duration" or len(origins_us) != len(batch):
                 raise ValueError(f"origins_us: one start per sample, for split_by 'duration' only "

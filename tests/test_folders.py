@@ -97,3 +97,47 @@ def test_an_off_sensor_recording_is_named(tmp_path, capsys):
                     "--cache-dir", "", "--epochs", "1"])
     err = capsys.readouterr().err
     assert "big.npy" in err and "outside the sensor's" in err
+
+
+# ---------------------------------------------------------------------------------- another camera
+def davis_events(n=4000, seed=0):
+    from stc_zoo.data import make_events
+
+    rng = np.random.default_rng(seed)
+    return make_events(rng.integers(0, 346, n), rng.integers(0, 260, n), np.sort(rng.integers(0, 300_000, n)),
+                       rng.integers(0, 2, n))
+
+
+def test_a_larger_camera_is_refused_until_fitted_explicitly():
+    from stc_zoo.transforms import SpatioTemporalCompression
+
+    ev = davis_events()
+    with pytest.raises(EventFormatError, match="--fit crop\\|scale --sensor WxH"):
+        StcSNN.from_pretrained("nmnist-t4").predict(ev)
+    scaled = SpatioTemporalCompression((34, 34), T=1, ratio=1, fit="scale", source_size=(346, 260))
+    want = np.zeros((2, 34, 34))
+    for x, y, p in zip(ev["x"] // 11 + 1, ev["y"] // 11 + 5, ev["p"]):  # 346x260 / 11 -> 32x24, centred
+        want[int(p), y, x] += 1
+    assert np.array_equal(scaled(ev)[0].numpy(), want)
+    crop = SpatioTemporalCompression((34, 34), T=1, ratio=1, fit="crop", source_size=(346, 260), crop_origin=(10, 20))
+    inside = (ev["x"] >= 10) & (ev["x"] < 44) & (ev["y"] >= 20) & (ev["y"] < 54)
+    assert crop(ev).sum() == inside.sum()
+    model = StcSNN.from_pretrained("nmnist-t4", fit="scale", source_size=(346, 260))
+    assert model.predict(ev).shape == (1,)
+    with pytest.raises(Exception, match="needs source_size"):
+        SpatioTemporalCompression((34, 34), T=1, fit="scale")
+    with pytest.raises(Exception, match="outside the 346x260 camera"):
+        SpatioTemporalCompression((34, 34), T=1, fit="crop", source_size=(346, 260), crop_origin=(340, 0))
+
+
+def test_cli_fit_options(tmp_path, capsys):
+    from stc_zoo.cli import main
+
+    np.save(tmp_path / "davis.npy", davis_events())
+    assert main(["predict", "nmnist-t4", str(tmp_path / "davis.npy"), "--fit", "scale", "--sensor", "346x260"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["predict", "nmnist-t4", str(tmp_path / "davis.npy")])
+    assert "--fit crop|scale" in capsys.readouterr().err
+    assert main(["predict", "nmnist-t4", str(tmp_path / "davis.npy"), "--fit", "crop"]) == 2
+    assert "--fit and --sensor go together" in capsys.readouterr().err

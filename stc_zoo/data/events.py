@@ -88,7 +88,12 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str =
     check_layout(events, source, max_events)
     W, H = sensor_size[0], sensor_size[1]
     for field, limit in (("x", W), ("y", H)):
-        _check_range(events[field], field, limit, source, "the sensor's")
+        try:
+            _check_range(events[field], field, limit, source, "the sensor's")
+        except EventFormatError as err:
+            raise EventFormatError(f"{err} (from a larger camera? fit it to the model explicitly: "
+                                   f"--fit crop|scale --sensor WxH, or fit=..., source_size=(W, H) in "
+                                   "from_pretrained)") from None
     _check_polarity(events["p"], source)
     t = events["t"]
     if t.size and t.min() < 0:
