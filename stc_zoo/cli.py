@@ -18,6 +18,7 @@ from huggingface_hub import try_to_load_from_cache
 
 from . import __version__
 from .data import READERS, read_event_file, synthetic_events
+from .data.tonic_adapter import dataset_key, reader as get_reader
 from .data.compressed import compress_dataset
 from .errors import InputError, StcError, WeightsUnavailableError
 from .evaluation import accuracy
@@ -249,7 +250,7 @@ def evaluate(args) -> dict:
         dataset, indices = held_out(args.data, stated, download=args.download)
     else:
         reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
-        dataset, indices = READERS[reader](args.data, args.split, download=args.download), None
+        dataset, indices = get_reader(reader)(args.data, args.split, download=args.download), None
     X, y = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
                             indices=indices)
     result = {"model": args.model, "data": str(args.data), "split": args.split, "samples": len(X),
@@ -329,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="dataset root in its published layout")
     ev.add_argument("--split", choices=("train", "test", "val"), default="test",
                     help="a split of --data, or val: the hold-out the model card states its accuracy on")
-    ev.add_argument("--dataset", choices=sorted(READERS), help="reader (default: the zoo entry's, else nmnist)")
+    ev.add_argument("--dataset", type=dataset_key, help="reader: " + ", ".join(sorted(READERS)) + " or tonic:<Class> "
+                    "(default: the zoo entry's, else nmnist)")
     ev.add_argument("--download", action="store_true", help="fetch the dataset through tonic if missing")
     ev.add_argument("--batch-size", type=int, default=128)
     ev.add_argument("--cache-dir", default=None, help="reuse compressed tensors cached here")

@@ -46,6 +46,7 @@ from .atomic import replace_atomically
 from .config import StcConfig, field_names
 from .data import READERS, stratified_split
 from .data.compressed import compress_dataset
+from .data.tonic_adapter import dataset_key, reader as get_reader
 from .errors import InputError, StcError
 from .evaluation import evaluate
 from .hub.card import CardResult
@@ -124,10 +125,8 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
     for key in ("epochs", "batch_size", "lr", "seed"):
         if getattr(args, key) is not None:
             train_changes[key] = getattr(args, key)
-    if args.dataset == "folder":  # its classes, unless --set names them
-        from .data.folder import scan
-
-        classes = scan(args.data)[0]
+    if args.dataset and args.dataset != get_entry(args.model).reader:  # its classes, unless --set names them
+        classes = dataset_classes(args.dataset, args.data)
         model_changes.setdefault("num_classes", len(classes))
         model_changes.setdefault("class_names", list(classes))
     unknown = sorted(set(model_changes) - field_names()) + sorted(set(train_changes) - train_fields)
@@ -139,6 +138,21 @@ def resolve_configs(args) -> tuple[StcConfig, TrainConfig]:
     except (TypeError, ValueError) as err:
         raise TrainError(f"--set/--config: {err}") from None
     return (init_config(args.init, config) if args.init else config), train
+
+
+def dataset_classes(key: str, root: str) -> tuple[str, ...]:
+    """The class names of dataset ``key`` (a folder's are its sub-folders; tonic's and the zoo's are fixed)."""
+    from .data.folder import scan
+    from .data.tonic_adapter import PREFIX, tonic_class
+
+    if key == "folder":
+        return scan(root)[0]
+    if key.startswith(PREFIX):
+        classes = tuple(str(c) for c in getattr(tonic_class(key[len(PREFIX):]), "classes", ()) or ())
+        if not classes:
+            raise TrainError(f"--dataset {key}: tonic does not list its classes; name them with --set class_names=...")
+        return classes
+    return READERS[key].classes
 
 
 def init_changes(start: StcConfig, wanted: StcConfig) -> dict:
@@ -165,7 +179,7 @@ def init_config(init: str, wanted: StcConfig) -> StcConfig:
 def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None,
               download: bool = False):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each."""
-    dataset = READERS[reader](root, "train", download=download)
+    dataset = get_reader(reader)(root, "train", download=download)
     X, y = compress_dataset(dataset, SpatioTemporalCompression.from_config(config.input), cache_dir,
                             desc="compressing train split")
     kept, held = stratified_split(dataset.targets, train.val_fraction, train.seed)
@@ -333,9 +347,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--freeze-blocks", action="store_true", help="with --init: train only the classifier")
     parser.add_argument("--backbone-lr-scale", type=float, default=1.0,
                         help="learning rate of everything but the head, as a fraction of --lr (default 1.0)")
-    parser.add_argument("--dataset", choices=sorted(READERS),
+    parser.add_argument("--dataset", type=dataset_key,
                         help="how to read --data: the --model entry's dataset by default; 'folder' reads any "
-                             "ROOT/<class>/<recording> tree (its classes replace the entry's)")
+                             "ROOT/<class>/<recording> tree, 'tonic:<Class>' any tonic.datasets class (their "
+                             "classes replace the entry's)")
     return parser.parse_args(argv)
 
 
@@ -465,10 +480,13 @@ def export(run: Run, meta: dict) -> None:
     entry = get_entry(run.args.model)
     model = StcSNN(run.config)
     load_weights(model.network, run.out / BEST)
-    if run.reader == "folder":  # the user's own recordings: named after the export, not the zoo entry
-        name, dataset = Path(run.args.export).name, f"labelled event folder {Path(meta['data']).name}"
-        data_note = (f"Trained on {meta['train_samples']} recordings of the labelled folder `{meta['data']}` "
-                     f"(classes: {', '.join(run.config.labels)})"
+    if run.reader != entry.reader:  # another dataset than the entry's: named after the export, not the zoo entry
+        what = (f"the labelled folder `{meta['data']}`" if run.reader == "folder"
+                else f"`{meta['data']}` read as {run.reader}")
+        name = Path(run.args.export).name
+        dataset = (f"labelled event folder {Path(meta['data']).name}" if run.reader == "folder"
+                   else run.reader.removeprefix("tonic:"))
+        data_note = (f"Trained on {meta['train_samples']} recordings of {what} (classes: {', '.join(run.config.labels)})"
                      + (f", starting from `{run.args.init}`." if run.args.init else "."))
     else:
         is_subset = entry.reader == "nmnist" and meta["total_samples"] < 60000  # full N-MNIST train: 60,000

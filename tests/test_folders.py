@@ -1,6 +1,7 @@
 """Your own labelled recordings: ROOT/<class>/<recording> folders, numpy formats, training on them."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,50 @@ def test_cli_fit_options(tmp_path, capsys):
     assert "--fit crop|scale" in capsys.readouterr().err
     assert main(["predict", "nmnist-t4", str(tmp_path / "davis.npy"), "--fit", "crop"]) == 2
     assert "--fit and --sensor go together" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- tonic's datasets
+class FakeTonicShapes:
+    """A tonic-style dataset class (what tonic.datasets.* look like to the adapter), on disk under save_to."""
+
+    sensor_size = (34, 34, 2)
+    classes = ["ring", "bar"]
+
+    def __init__(self, save_to, train=True):
+        self.files = sorted((Path(save_to) / ("train" if train else "test")).glob("*.npy"))
+        self.targets = [int(f.stem.split("-")[0]) for f in self.files]
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return np.load(self.files[i]), self.targets[i]
+
+
+def test_any_tonic_dataset_by_name(tmp_path, monkeypatch, capsys):
+    import tonic.datasets
+
+    from stc_zoo import train
+    from stc_zoo.cli import main
+    from stc_zoo.data.tonic_adapter import reader
+
+    monkeypatch.setattr(tonic.datasets, "FakeShapes", FakeTonicShapes, raising=False)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 4)):
+        (tmp_path / "fake" / split).mkdir(parents=True)
+        for i in range(n):
+            np.save(tmp_path / "fake" / split / f"{i % 2}-{i:02d}.npy", random_events(rng, 500, 34, 34, 50_000))
+    data = reader("tonic:FakeShapes")(tmp_path / "fake", "test")
+    assert len(data) == 4 and data.classes == ("ring", "bar") and data.sensor_size == (34, 34, 2)
+    assert data.describe(1) == "tonic.datasets.FakeShapes[1]"
+    with pytest.raises(DatasetError, match="tonic has no dataset 'NoSuchSet'"):
+        reader("tonic:NoSuchSet")(tmp_path / "fake")
+    train.main(["--model", "nmnist-t4", "--dataset", "tonic:FakeShapes", "--data", str(tmp_path / "fake"),
+                "--out", str(tmp_path / "run"), "--cache-dir", "", "--epochs", "1", "--batch-size", "4",
+                "--set", "val_fraction=0.25", "--init", "nmnist-t4", "--export", str(tmp_path / "export")])
+    assert StcSNN.from_pretrained(tmp_path / "export").config.class_names == ("ring", "bar")
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "# export" in card and "read as tonic:FakeShapes" in card and "N-MNIST" not in card.split("## Data")[1][:300]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "export"), "--data", str(tmp_path / "fake"), "--split", "val"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 4

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..data import READERS, stratified_split
+from ..data import stratified_split
 from ..data.base import EventDataset
 from ..data.compressed import compress_dataset
+from ..data.tonic_adapter import reader as get_reader
 from ..errors import CheckpointError
 from ..evaluation import accuracy
 from .card import CardResult, read_card
@@ -28,7 +29,7 @@ def stated_result(folder: Path | None) -> CardResult:
 
 def held_out(root: str | os.PathLike, stated: CardResult, download: bool = False) -> tuple[EventDataset, list[int]]:
     """The dataset the card's hold-out was drawn from, and the held-out indices into it."""
-    dataset = READERS[stated.reader](root, stated.source_split, download=download)
+    dataset = get_reader(stated.reader)(root, stated.source_split, download=download)
     _, held = stratified_split(dataset.targets, stated.val_fraction, seed=stated.seed)
     if len(held) != stated.samples:
         raise CheckpointError(f"{root}: the card's hold-out has {stated.samples} recordings, this data gives "
