@@ -5,7 +5,8 @@ N-MNIST ``.bin`` (headerless 5-byte events), ``.npy`` holding a structured array
 y, t, p or a plain ``(N, 4)`` integer array with columns **x, y, t, p** (t in microseconds,
 polarity 0/1 or -1/1), and ``.npz`` holding either of those under ``events`` or the four fields
 as separate arrays ``x, y, t, p``. Numpy files are loaded with ``allow_pickle=False``: nothing is
-unpickled.
+unpickled. AEDAT 4, Prophesee EVT 2.0/3.0 ``.raw`` and ``.dat``, and HDF5 go through maintained
+libraries (``stc_zoo.data.formats``, the ``formats`` extra).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import numpy as np
 from ..errors import EventFormatError
 from .cifar10dvs import read_aedat2_cifar10dvs
 from .dvsgesture import read_aedat31
+from . import formats
 from .events import make_events
 from .nmnist import read_nmnist_file
 
 FORMATS = ("AEDAT 3.1 (.aedat), AEDAT 2.0 (.aedat), N-MNIST (.bin), numpy (.npy, .npz: structured x/y/t/p, "
-           "or (N, 4) integer columns x, y, t, p)")
-SUFFIXES = frozenset({".aedat", ".bin", ".npy", ".npz"})
+           "or (N, 4) integer columns x, y, t, p); with the formats extra: AEDAT 4 (.aedat4), Prophesee EVT 2.0/3.0 "
+           "(.raw) and .dat, HDF5 (.h5, .hdf5)")
+SUFFIXES = frozenset({".aedat", ".bin", ".npy", ".npz"}) | frozenset(formats.READERS)
 COLUMNS = "xytp"  # the column order of plain (N, 4) arrays
 
 
@@ -89,6 +92,8 @@ def read_event_file(path: str | os.PathLike) -> np.ndarray:
         return read_npy_events(path)
     if suffix == ".npz":
         return read_npz_events(path)
+    if suffix in formats.READERS:
+        return formats.READERS[suffix](path)
     if suffix == ".bin":
         return read_nmnist_file(path)
     raise EventFormatError(f"{path}: unknown event file format (supported: {FORMATS})")
