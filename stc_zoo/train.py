@@ -179,7 +179,8 @@ def init_config(init: str, wanted: StcConfig) -> StcConfig:
 def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None,
               download: bool = False, workers: int = 2):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each (``workers`` threads
-    read and compress; benchmarks/dataset_prep.py measured 1.5-1.9x with 2 on a 2-core machine)."""
+    read and compress; with 2 on a 2-core machine benchmarks/dataset_prep.py measured 1.7x on DVS128
+    Gesture and 2.4x on CIFAR10-DVS, training/README.md)."""
     dataset = get_reader(reader)(root, "train", download=download)
     X, y = compress_dataset(dataset, SpatioTemporalCompression.from_config(config.input), cache_dir,
                             desc="compressing train split", workers=workers)
