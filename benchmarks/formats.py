@@ -5,6 +5,7 @@
 No real AEDAT 4 / EVT / HDF5 recording is available on the machines this runs on, so each file is
 written by the vendor's or the reader's own writer (dv-processing, expelliarmus, h5py) from the
 same random events; the table is read speed in million events per second (median of 5 reads).
+faery is compared when installed (pip install faery); evlib was not (see docs/FORMATS.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def main(argv=None) -> None:
     import dv_processing as dv
     import expelliarmus
     import h5py
+    try:
+        import faery  # optional: a candidate compared, not a dependency
+    except ImportError:
+        faery = None
 
     from stc_zoo.data import read_event_file
 
@@ -61,15 +66,24 @@ def main(argv=None) -> None:
                 count += len(batch.numpy())
             return count
 
+        def with_faery(path):
+            return sum(len(packet) for packet in faery.events_stream_from_file(str(path)))
+
         rows += [("AEDAT 4", "aedat 2.3 (chosen)", timed(with_aedat)), ("AEDAT 4", "dv-processing 2.0", timed(with_dv)),
+                 *([("AEDAT 4", "faery 0.7", timed(lambda: with_faery(tmp / "a.aedat4")))] if faery else []),
                  ("AEDAT 4", "stc_zoo read_event_file (aedat + checks)",
                   timed(lambda: len(read_event_file(tmp / "a.aedat4"))))]
         arr = np.zeros(n, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
         arr["t"], arr["x"], arr["y"], arr["p"] = t, x, y, pol
         for enc, name in (("evt2", "e2.raw"), ("evt3", "e3.raw"), ("dat", "d.dat")):
             expelliarmus.Wizard(encoding=enc).save(str(tmp / name), arr)
-            rows.append((enc.upper(), "expelliarmus 1.1",
+            rows.append((enc.upper(), "expelliarmus 1.1 (chosen)",
                          timed(lambda: len(expelliarmus.Wizard(encoding=enc, fpath=str(tmp / name)).read()))))
+            if faery and enc != "evt2":  # faery reads EVT 3 and DAT (its docs), not EVT 2 raw
+                try:
+                    rows.append((enc.upper(), "faery 0.7", timed(lambda: with_faery(tmp / name))))
+                except Exception as err:  # noqa: BLE001 - recorded, not hidden
+                    rows.append((enc.upper(), f"faery 0.7: failed ({type(err).__name__}: {str(err)[:60]})", 0.0))
         with h5py.File(tmp / "e.h5", "w") as f:
             f["events"] = arr
         rows.append(("HDF5 (compound)", "h5py 3", timed(lambda: len(read_event_file(tmp / "e.h5")))))
