@@ -25,10 +25,10 @@ MODES = {name: i for i, name in enumerate(SPLITS)}
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter(x, y, p, t, offsets, origins, W, H, T, ratio, mode, fine_us, spatial, weights, out):  # pragma: no cover
-    """Check and scatter every event; ``out`` is the flat float64 ``[T, B, 2, H', W']`` accumulator."""
+def _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial, weights,
+             out):  # pragma: no cover
+    """Check and scatter every event; ``out`` is the flat float64 ``[T, B, 2, Hs, Ws]`` accumulator."""
     B = offsets.size - 1
-    Hs, Ws = (H + spatial - 1) // spatial, (W + spatial - 1) // spatial
     # Pooled coordinates by lookup: no integer division per event.
     xs = np.arange(W) // spatial
     ys = (np.arange(H) // spatial) * Ws
@@ -86,10 +86,10 @@ def _sample(x, y, p, t, origin, b, B, W, H, plane, n_bins, ratio, mode, fine_us,
 
 
 @numba.njit(cache=True, nogil=True)
-def _compress(x, y, p, t, offsets, origins, W, H, T, ratio, mode, fine_us, spatial, weights):  # pragma: no cover
-    Hs, Ws = (H + spatial - 1) // spatial, (W + spatial - 1) // spatial
+def _compress(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial,
+              weights):  # pragma: no cover
     acc = np.zeros(T * (offsets.size - 1) * 2 * Hs * Ws)
-    code, index = _scatter(x, y, p, t, offsets, origins, W, H, T, ratio, mode, fine_us, spatial, weights, acc)
+    code, index = _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial, weights, acc)
     return acc.astype(np.float32).reshape((T, offsets.size - 1, 2, Hs, Ws)), code, index
 
 
@@ -146,6 +146,7 @@ def compress_events(
         raise ValueError(f"unknown split_by {split_by!r}; choose one of {SPLITS}")
     B = len(offsets) - 1
     origins = np.full(B, -1, dtype=np.int64) if origins is None else np.asarray(origins, dtype=np.int64)
-    frames, code, index = _compress(x, y, p, t, offsets, origins, int(sensor_size[0]), int(sensor_size[1]), T, ratio,
+    W, H = int(sensor_size[0]), int(sensor_size[1])
+    frames, code, index = _compress(x, y, p, t, offsets, origins, W, H, *pooled_size((W, H), spatial), T, ratio,
                                     MODES[split_by], step_us // ratio, spatial, weights(ratio, float(decay)))
     return frames, (code, index)
