@@ -186,16 +186,16 @@ def scb_tail(
 
 
 def _scb_tail_ref(y, w, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0, out_dtype, past, return_state):
+    P = 0 if w is None else w.shape[1] - 1
     if w is None:
-        x, new_past = y, y[:0]
-    else:
-        P = w.shape[1] - 1
-        # Zero history is the start of a sequence: mix y alone (the original op, bit for bit).
+        x = y
+    else:  # zero history is the start of a sequence: mix y alone (the original op, bit for bit)
         x = temporal_mix_ref(y, w) if past is None else temporal_mix_ref(torch.cat([past, y]), w)[P:]
-        full = torch.cat([y.new_zeros((P, *y.shape[1:])) if past is None else past, y])
-        new_past = full[full.shape[0] - P:]
     spikes, v = mtlif_ref(x, beta, v_th, K, reset, detach_reset, surrogate, alpha, v0=v0, return_v=True)
-    return (spikes.to(out_dtype), v, new_past) if return_state else spikes.to(out_dtype)
+    if not return_state:  # training's path: no history to keep
+        return spikes.to(out_dtype)
+    full = torch.cat([y.new_zeros((P, *y.shape[1:])) if past is None else past, y])
+    return spikes.to(out_dtype), v, full[full.shape[0] - P:]
 
 
 # ---------------------------------------------------------------------------------- compression

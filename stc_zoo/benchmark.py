@@ -68,18 +68,13 @@ def stream_twin(model, events: np.ndarray):
     """A duration-binned copy of ``model`` (same weights) whose T steps span ``events``, and each step's packet.
 
     For a model binned by count or time this times streaming on the same network and sparsity."""
-    from .model import StcSNN
-
     c = model.config.input
     if c.streamable:
         twin, step = model, c.step_us
     else:
         span = int(events["t"][-1]) - int(events["t"][0]) + 1
         step = -(-span // (c.T * c.ratio)) * c.ratio
-        config = model.config.replace(split_by="duration", step_us=step)
-        twin = StcSNN(config, backend=model.backend).eval()
-        twin.network.match_form(model.network.state_dict())
-        twin.network.load_state_dict(model.network.state_dict())
+        twin = _copy(model, model.config.replace(split_by="duration", step_us=step), model.backend)
     t0 = int(events["t"][0])
     cuts = np.searchsorted(events["t"], [t0 + k * step for k in range(twin.config.input.T + 1)])
     packets = [(events[cuts[k]:cuts[k + 1]], t0 + (k + 1) * step) for k in range(twin.config.input.T)]
@@ -176,7 +171,7 @@ def compare(model, events: np.ndarray, rounds: int = 5, runs: int = 50, warmup: 
     reference = SpatioTemporalCompression.from_config(c, backend="torch")
     fast = SpatioTemporalCompression.from_config(c, backend="auto")
     to_frame = tonic.transforms.ToFrame(sensor_size=(W, H, 2), n_event_bins=SJ_STEPS)
-    ref_model = _copy_with_backend(model, "torch")
+    ref_model = _copy(model, model.config, "torch")
     old = v01_default(ref_model)
     twin, packets = stream_twin(model, events)
     steps = stream_steps(twin, packets)
@@ -195,10 +190,11 @@ def compare(model, events: np.ndarray, rounds: int = 5, runs: int = 50, warmup: 
     return table, {"stream_steps": len(packets)}
 
 
-def _copy_with_backend(model, backend: str):
+def _copy(model, config, backend: str):
+    """A model of ``config`` on ``backend`` with ``model``'s weights (in their form), in eval mode."""
     from .model import StcSNN
 
-    twin = StcSNN(model.config, backend=backend).eval()
+    twin = StcSNN(config, backend=backend).eval()
     twin.network.match_form(model.network.state_dict())
     twin.network.load_state_dict(model.network.state_dict())
     return twin

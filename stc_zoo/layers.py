@@ -108,10 +108,12 @@ class MultiThresholdLIF(nn.Module):
         """Spike counts ``[T, B, C, ...]`` for input current ``x [T, B, C, ...]``, after temporal mixing
         with taps ``mix [C, k_t]`` if given, continuing from ``state`` (rest when None); and the final state."""
         v0, past = (None, None) if state is None else state
-        spikes, v, past = ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset_mode,
-                                       self.detach_reset, self.surrogate, self.alpha, v0=v0,
-                                       backend=self.backend, past=past, return_state=True)
+        spikes, v, past = self._tail(x, mix, v0=v0, past=past, return_state=True)
         return spikes, LayerState(v, past)
+
+    def _tail(self, x: torch.Tensor, mix: torch.Tensor | None, **state):
+        return ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset_mode, self.detach_reset,
+                            self.surrogate, self.alpha, backend=self.backend, **state)
 
     def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
         """Spike counts for input current ``x`` (``step_mode`` decides its shape and where it starts)."""
@@ -119,8 +121,7 @@ class MultiThresholdLIF(nn.Module):
             spikes, self.state = self.run(x[None], mix, self.state)
             return spikes[0]
         # A whole sequence from rest: the fused kernel, which keeps no state (``run`` returns it).
-        return ops.scb_tail(x, mix, torch.sigmoid(self.a), self.v_th, self.K, self.reset_mode,
-                            self.detach_reset, self.surrogate, self.alpha, backend=self.backend)
+        return self._tail(x, mix)
 
     def extra_repr(self) -> str:
         return (f"{self.a.numel()}, K={self.K}, v_th={self.v_th}, reset={self.reset_mode}, "

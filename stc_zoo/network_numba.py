@@ -116,6 +116,12 @@ def _state_out(v: np.ndarray, past: np.ndarray, spatial: tuple[int, ...]) -> Lay
     return LayerState(back(v), back(past))
 
 
+def _layers(w: _Weights) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """Each spiking layer's ``(name, spatial size, channels, k_t)``, blocks then the classifier's neuron."""
+    layers = [(b.name, size, b.bias.shape[0], b.mix.shape[1]) for b, size in zip(w.blocks, w.sizes)]
+    return layers + [("lif", (), w.beta.shape[0], 1)]
+
+
 def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_state: bool = True):
     """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient).
     Raises InputError if ``x`` holds NaN or Inf (checked by the first conv)."""
@@ -123,26 +129,23 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
 
     w = weights(network)
     T, B = x.shape[:2]
-    native = {}
-    for block, (H, W) in zip(w.blocks, w.sizes):
-        native[block.name] = _state_in(state.get(block.name), (B, H * W, block.bias.shape[0]), block.mix.shape[1],
-                                       w.fc1.dtype)
-    native["lif"] = _state_in(state.get("lif"), (B, 1, w.beta.shape[0]), 1, w.fc1.dtype)
+    native = rest_state(network, B, state, w)
     logits, spikes = run(network, x.detach().numpy(), native, record, w)
     new_state = None
     if return_state:
-        new_state = {b.name: _state_out(*native[b.name], size) for b, size in zip(w.blocks, w.sizes)}
-        new_state["lif"] = _state_out(*native["lif"], ())
+        new_state = {name: _state_out(*native[name], size) for name, size, _, _ in _layers(w)}
     return Steps(torch.from_numpy(logits).view(T, B, -1), new_state, spikes)
 
 
-def rest_state(network, batch: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The kernels' own state at rest for ``batch`` streams: layer name -> (v ``[B, S, C]``, past ``[k_t - 1, B, S, C]``)."""
-    w = weights(network)
-    state = {b.name: _state_in(None, (batch, H * W, b.bias.shape[0]), b.mix.shape[1], w.fc1.dtype)
-             for b, (H, W) in zip(w.blocks, w.sizes)}
-    state["lif"] = _state_in(None, (batch, 1, w.beta.shape[0]), 1, w.fc1.dtype)
-    return state
+def rest_state(network, batch: int, state: dict | None = None,
+               w: _Weights | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The kernels' own state for ``batch`` streams: layer name -> (v ``[B, S, C]``, past ``[k_t - 1, B, S, C]``),
+    at rest, or copied from ``state`` (``forward_steps``' form) where it has the layer."""
+    w = w or weights(network)
+    state = state or {}
+    return {name: _state_in(state.get(name), (batch, int(np.prod(size, dtype=np.int64)), channels), k_t,
+                            w.fc1.dtype)
+            for name, size, channels, k_t in _layers(w)}
 
 
 def run(network, x: np.ndarray, state: dict, record: bool = False,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -163,12 +164,18 @@ def init_changes(start: StcConfig, wanted: StcConfig) -> dict:
     return {k: b[k] for k in b if a[k] != b[k]}
 
 
+@functools.lru_cache(maxsize=8)
+def init_folder(init: str) -> Path:
+    """The checked local folder of ``--init`` (resolved once per run: for a Hub id, that is a network call)."""
+    return checkpoint_folder(init)
+
+
 def init_config(init: str, wanted: StcConfig) -> StcConfig:
     """The config a run from ``--init`` trains: the starting weights' architecture with what ``wanted``
     changes (its classes, input timing, ...). TrainError when ``wanted`` needs another architecture."""
     from .model import override
 
-    start = checkpoint.read_config(checkpoint_folder(init))
+    start = checkpoint.read_config(init_folder(init))
     try:
         return override(start, init_changes(start, wanted))[0]
     except InputError as err:
@@ -402,7 +409,7 @@ def start_model(run: Run) -> StcSNN:
     if not args.init or run.resume:
         model = StcSNN(run.config)
     else:
-        folder = checkpoint_folder(args.init)
+        folder = init_folder(args.init)
         model = StcSNN.from_folder(folder, **init_changes(checkpoint.read_config(folder), run.config))
         if model.network.bn_folded:
             raise TrainError(f"--init {args.init}: its BatchNorm is folded into the convs (an inference export); "

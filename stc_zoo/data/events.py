@@ -26,6 +26,16 @@ def _check_range(v: np.ndarray, field: str, limit: int, source: str, what: str) 
         raise EventFormatError(f"{source}: field {field!r} has values in [{v.min()}, {v.max()}], outside {what} 0..{limit - 1}")
 
 
+def polarity_01(p: np.ndarray, source: str = "events") -> np.ndarray:
+    """Polarity as 0/1: a -1/1 column becomes 0/1 (-1 -> 0); 0/1 passes unchanged; a mix is an error."""
+    p = np.asarray(p)
+    if p.size and p.min() == -1:
+        if not np.isin(p, (-1, 1)).all():
+            raise EventFormatError(f"{source}: polarity mixes -1 with values other than 1")
+        return (p > 0).astype(np.int8)
+    return p
+
+
 def make_events(x, y, t, p) -> np.ndarray:
     """Build an event array from four equal-length sequences."""
     x, y, t, p = (np.asarray(a) for a in (x, y, t, p))

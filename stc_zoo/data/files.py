@@ -20,7 +20,7 @@ from ..errors import EventFormatError
 from .cifar10dvs import read_aedat2_cifar10dvs
 from .dvsgesture import read_aedat31
 from . import formats
-from .events import make_events
+from .events import make_events, polarity_01
 from .nmnist import read_nmnist_file
 
 FORMATS = ("AEDAT 3.1 (.aedat), AEDAT 2.0 (.aedat), N-MNIST (.bin), numpy (.npy, .npz: structured x/y/t/p, "
@@ -36,11 +36,7 @@ def from_columns(array: np.ndarray, source: str) -> np.ndarray:
         raise EventFormatError(f"{source}: expected a structured x/y/t/p array or an (N, 4) integer array with "
                                f"columns x, y, t, p; got {array.dtype} of shape {array.shape}")
     x, y, t, p = (array[:, COLUMNS.index(c)] for c in "xytp")
-    if p.size and p.min() == -1:
-        if not np.isin(p, (-1, 1)).all():
-            raise EventFormatError(f"{source}: polarity column mixes -1 with values other than 1")
-        p = (p > 0).astype(np.int8)
-    return make_events(x, y, t, p)
+    return make_events(x, y, t, polarity_01(p, source))
 
 
 def _events(array: np.ndarray, source: str) -> np.ndarray:
@@ -68,8 +64,7 @@ def read_npz_events(path: str | os.PathLike) -> np.ndarray:
                 return _events(z["events"], f"{path}[events]")
             if {"x", "y", "t", "p"} <= set(z.files):
                 x, y, t, p = (z[k] for k in "xytp")
-                p = (p > 0).astype(np.int8) if p.size and p.min() == -1 else p
-                return make_events(x, y, t, p)
+                return make_events(x, y, t, polarity_01(p, str(path)))
             names = z.files
     except (ValueError, OSError) as err:
         raise EventFormatError(f"{path}: not a readable .npz file ({err})") from None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EventFormatError
-from .events import make_events
+from .events import make_events, polarity_01
 
 INSTALL = "pip install 'stc-zoo[formats]'"
 
@@ -98,9 +98,7 @@ def read_hdf5(path: str | os.PathLike) -> np.ndarray:
                 raise EventFormatError(f"{path}: 'events' must hold x, y, t, p (found {node.dtype})")
     except (OSError, KeyError) as err:
         raise EventFormatError(f"{path}: not a readable HDF5 event file ({err})") from None
-    p = fields["p"]
-    p = (p > 0).astype(np.int8) if p.size and p.min() < 0 else p
-    return make_events(fields["x"], fields["y"], fields["t"], p)
+    return make_events(fields["x"], fields["y"], fields["t"], polarity_01(fields["p"], str(path)))
 
 
 # suffix -> reader
