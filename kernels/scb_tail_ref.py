@@ -77,8 +77,9 @@ def mtlif_ref(
     b = _per_channel(beta, x)
     v = torch.zeros_like(x[0]) if v0 is None else v0
     spikes = []
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) * b
+    # unbind, not x[t]: each x[t]'s backward would fill a zero tensor of all T steps (O(T^2) in T).
+    for xt in x.unbind(0):
+        h = v + (xt - v) * b
         s = sg.multi_threshold_spike(h, v_th, K, surrogate, alpha)
         if reset == "soft":
             r = s * v_th

@@ -50,7 +50,9 @@ def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
         where = f"no data folder at {data}" if data else f"no --data and no {DATA_ENV}"
         return samples, None, f"{n} SYNTHETIC event streams ({where})"
     try:
-        if model.checkpoint_folder is not None:
+        if model.checkpoint_folder is not None and stated_result(model.checkpoint_folder).folds:
+            dataset, pool, what = unseen_or_training(data, entry, stated_result(model.checkpoint_folder))
+        elif model.checkpoint_folder is not None:
             stated = stated_result(model.checkpoint_folder)
             dataset, pool = held_out(data, stated)
             what = f"from the validation hold-out the card states ({stated.describe()}), not trained on"
@@ -63,6 +65,22 @@ def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
     picks = [pool[i] for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
     return ([dataset.load_events(i) for i in picks], [dataset.targets[i] for i in picks],
             f"{len(picks)} real {entry.dataset} recordings from {data}, {what}")
+
+
+SEEN = "TRAINING data"
+
+
+def unseen_or_training(data: Path, entry: ZooEntry, stated) -> tuple:
+    """For a model trained on every recording of its split: the test split when ``data`` has one, else
+    the training recordings, said plainly (its card's accuracy is then the cross-validated estimate)."""
+    try:
+        dataset = READERS[entry.reader](data, "test")
+        return dataset, list(range(len(dataset))), "from the test split, never trained on"
+    except (FileNotFoundError, StcError):
+        dataset = READERS[entry.reader](data, stated.source_split)
+        return dataset, list(range(len(dataset))), (
+            f"from its {SEEN} (it was trained on all {stated.samples} of them; the card's "
+            f"{stated.percent:.2f}% is a {stated.folds}-fold cross-validated estimate, not measured here)")
 
 
 def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
@@ -91,7 +109,8 @@ def run(args: argparse.Namespace) -> None:
     if labels:
         correct = int((probs.argmax(-1) == torch.tensor(labels)).sum())
         print(f"accuracy on these {len(labels)}: {correct}/{len(labels)}"
-              + ("" if trained else f" (untrained model: chance is {100 / len(names):.0f}%)"))
+              + ("" if trained else f" (untrained model: chance is {100 / len(names):.0f}%)")
+              + (" (recordings it was trained on: not an accuracy estimate)" if SEEN in source else ""))
 
     one = samples[:1]
     x = model.compress(one)

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from .atomic import replace_atomically
 from .config import StcConfig, field_names
-from .data import READERS, stratified_split
+from .data import READERS, stratified_folds, stratified_split
 from .data.compressed import compress_dataset
 from .data.tonic_adapter import dataset_key, reader as get_reader
 from .errors import InputError, StcError
@@ -58,7 +58,7 @@ from .model import StcSNN
 from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
-STATE, BEST, RUN = "last.safetensors", "best.safetensors", "run.json"
+STATE, BEST, FINAL, RUN = "last.safetensors", "best.safetensors", "final.safetensors", "run.json"
 
 
 class TrainError(StcError, ValueError):
@@ -72,20 +72,67 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # per-class hold-out; 0 trains on everything (no validation, the last epoch is kept)
     seed: int = 0
     shift: int = 2  # random translation of the whole sample by up to this many (pooled) pixels
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    folds: int = 0  # >= 2: k-fold cross-validation, this run holding out fold ``fold`` (1..folds) instead
+    fold: int = 0
+    ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off); it is
+    #                   what is validated and exported
+    per_step_loss: bool = False  # mean of every step's cross-entropy (temporal efficient training), not the mean logits'
+    event_drop: float = 0.0  # drop each event with this probability (exact binomial thinning of cached counts)
+    keep: str = "auto"  # exported weights: "best" validation epoch, "last" epoch; auto: best with a hold-out
+    ghost_batches: int = 1  # split each batch into this many (every n-th sample), BatchNorm over each:
+    #                         one process with batch n*B equals n DDP ranks of batch B (training/README.md)
+    rotate: float = 0.0  # random rotation of each recording's events, up to this many degrees
+    scale: float = 0.0  # random zoom of each recording's events by a factor in [1 - scale, 1 + scale]
 
     def __post_init__(self):
         for name, kind, low in (("epochs", int, 1), ("batch_size", int, 1), ("seed", int, 0), ("shift", int, 0),
-                                ("lr", float, 0.0), ("weight_decay", float, 0.0), ("label_smoothing", float, 0.0)):
+                                ("lr", float, 0.0), ("weight_decay", float, 0.0), ("label_smoothing", float, 0.0),
+                                ("folds", int, 0), ("fold", int, 0), ("ema", float, 0.0), ("event_drop", float, 0.0),
+                                ("rotate", float, 0.0), ("scale", float, 0.0), ("ghost_batches", int, 1)):
             value = getattr(self, name)
             if not isinstance(value, (int, float) if kind is float else int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"train: {name} must be {'an integer' if kind is int else 'a number'} >= {low}, "
                                  f"got {value!r}")
-        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"train: val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"train: val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name in ("ema", "event_drop", "label_smoothing", "scale"):
+            if getattr(self, name) >= 1.0:
+                raise ValueError(f"train: {name} must be below 1, got {getattr(self, name)!r}")
+        if not isinstance(self.per_step_loss, bool):
+            raise ValueError(f"train: per_step_loss must be true or false, got {self.per_step_loss!r}")
+        if self.folds == 1 or (self.folds and not 1 <= self.fold <= self.folds) or (self.fold and not self.folds):
+            raise ValueError(f"train: folds must be 0 or >= 2 and fold in 1..folds, got folds={self.folds}, "
+                             f"fold={self.fold}")
+        if self.keep not in ("auto", "best", "last"):
+            raise ValueError(f"train: keep must be 'auto', 'best' or 'last', got {self.keep!r}")
+        if self.keep == "best" and not self.has_holdout:
+            raise ValueError("train: keep='best' needs a hold-out to choose on (val_fraction > 0 or folds)")
+
+    @property
+    def on_events(self) -> bool:
+        """Whether training batches are augmented as events and compressed anew (a rotation or a zoom is not
+        exact on the cached counts; ``stc_zoo.augment``)."""
+        return bool(self.rotate or self.scale)
+
+    @property
+    def has_holdout(self) -> bool:
+        return bool(self.folds) or self.val_fraction > 0
+
+    @property
+    def keeps_best(self) -> bool:
+        """Whether the exported weights are the best validation epoch's (else the last epoch's)."""
+        return self.keep == "best" or (self.keep == "auto" and self.has_holdout and not self.folds)
+
+    def describe_holdout(self) -> str:
+        if self.folds:
+            return f"fold {self.fold} of a stratified {self.folds}-fold partition (seed {self.seed})"
+        if self.val_fraction:
+            return f"a {self.val_fraction:g} per-class hold-out, seed {self.seed}"
+        return "none (trained on every recording)"
 
 
 # ------------------------------------------------------------------ configuration
@@ -184,15 +231,31 @@ def init_config(init: str, wanted: StcConfig) -> StcConfig:
 
 # ------------------------------------------------------------------ data
 def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cache_dir: str | None,
-              download: bool = False, workers: int = 2):
+              download: bool = False, workers: int = 2, backend: str = "auto"):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each (``workers`` threads
     read and compress; with 2 on a 2-core machine benchmarks/dataset_prep.py measured 1.7x on DVS128
-    Gesture and 2.4x on CIFAR10-DVS, training/README.md)."""
+    Gesture and 2.4x on CIFAR10-DVS, training/README.md). With a rotation or zoom (``train.on_events``)
+    the training part is an ``AugmentedEvents`` of the recordings' events instead of a tensor."""
     dataset = get_reader(reader)(root, "train", download=download)
-    X, y = compress_dataset(dataset, SpatioTemporalCompression.from_config(config.input), cache_dir,
-                            desc="compressing train split", workers=workers)
-    kept, held = stratified_split(dataset.targets, train.val_fraction, train.seed)
+    pipeline = SpatioTemporalCompression.from_config(config.input, backend="torch" if backend == "torch" else "auto")
+    X, y = compress_dataset(dataset, pipeline, cache_dir, desc="compressing train split", workers=workers)
+    kept, held = holdout_split(dataset.targets, train)
+    if train.on_events:
+        from .augment import AugmentedEvents, EventAugment
+
+        augment = EventAugment(train.shift * config.input.spatial, train.rotate, train.scale, train.event_drop)
+        events = [dataset.load_events(i) for i in tqdm(kept, desc="reading train events", leave=False)]
+        return (AugmentedEvents(events, augment, pipeline), y[kept]), (X[held], y[held])
     return (X[kept], y[kept]), (X[held], y[held])
+
+
+def holdout_split(targets, train: TrainConfig) -> tuple[list[int], list[int]]:
+    """``(kept, held)`` sample indices: fold ``train.fold`` of the stratified partition, the per-class
+    ``val_fraction`` hold-out, or everything kept."""
+    if train.folds:
+        held = stratified_folds(targets, train.folds, train.seed)[train.fold - 1]
+        return sorted(set(range(len(targets))) - set(held)), held
+    return stratified_split(targets, train.val_fraction, train.seed)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -203,6 +266,21 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     padded = F.pad(x, (max_shift,) * 4)
     offsets = torch.randint(0, 2 * max_shift + 1, (B, 2), generator=gen)
     return torch.stack([padded[b, ..., dy:dy + H, dx:dx + W] for b, (dy, dx) in enumerate(offsets.tolist())])
+
+
+def drop_events(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Drop each event of event-count tensor ``x`` with probability ``p``: binomial thinning of each
+    count, which is exactly what dropping events before compression gives (counts add up per bin)."""
+    if p == 0:
+        return x
+    return torch.binomial(x, torch.full_like(x, 1.0 - p), generator=gen)
+
+
+def check_augmentation(X: torch.Tensor, train: TrainConfig) -> None:
+    """Event dropout on the cache is exact only for event counts (decay 1); refuse anything else."""
+    if train.event_drop and not train.on_events and not bool((X == X.round()).all() and (X >= 0).all()):
+        raise TrainError("event_drop thins event counts, but this input is not counts (decay < 1 weights the "
+                         "bins); train without event_drop or with decay=1")
 
 
 # ------------------------------------------------------------------ state on disk
@@ -221,9 +299,11 @@ def numpy_rng_state() -> list:
     return [name, key.tolist(), pos, has_gauss, gauss]
 
 
-def save_state(path: Path, model, optimizer, scheduler, meta: dict) -> None:
+def save_state(path: Path, model, optimizer, scheduler, meta: dict, ema=None) -> None:
     """Everything needed to continue exactly: tensors in safetensors, the rest as JSON metadata."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema/{k}": v for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for key, value in state.items():
@@ -237,11 +317,13 @@ def save_state(path: Path, model, optimizer, scheduler, meta: dict) -> None:
     atomic_save(tensors, path, meta)
 
 
-def load_state(path: Path, model, optimizer, scheduler) -> dict:
+def load_state(path: Path, model, optimizer, scheduler, ema=None) -> dict:
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, strict=True)
+    if ema is not None:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}, strict=True)
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim/"):
@@ -260,8 +342,11 @@ def load_state(path: Path, model, optimizer, scheduler) -> dict:
 
 
 # ------------------------------------------------------------------ loops
-def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=0, world=1):
-    """One training pass over this rank's share. Returns (mean loss, accuracy) over that share."""
+def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=0, world=1, ema=None):
+    """One training pass over this rank's share. Returns (mean loss, accuracy) over that share.
+
+    ``model`` returns ``[B, classes]`` logits, or ``[T, B, classes]`` per-step logits (``StepLogits``,
+    for the per-step loss); ``ema`` (an ``AveragedModel``) is updated after every optimiser step."""
     model.train()
     gen = torch.Generator().manual_seed(train.seed * 100_003 + epoch)  # same order on resume
     order = torch.randperm(len(X), generator=gen)
@@ -272,18 +357,64 @@ def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=
     bar = tqdm(range(0, len(order), train.batch_size), desc=f"epoch {epoch} train", leave=False, disable=rank != 0)
     for start in bar:
         idx = order[start:start + train.batch_size]
-        xb, yb = random_shift(X[idx], train.shift, gen), y[idx]
+        if train.on_events:  # X: AugmentedEvents (shift and dropout applied to the events too)
+            xb, yb = X.batch(idx, gen), y[idx]
+        else:
+            xb, yb = drop_events(random_shift(X[idx], train.shift, gen), train.event_drop, gen), y[idx]
         xb, yb = xb.transpose(0, 1).to(device, non_blocking=True), yb.to(device)
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-            logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=train.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, correct_here = 0.0, 0
+        g = min(train.ghost_batches, len(idx))
+        for j in range(g):  # ghost batches: every g-th sample from j, BatchNorm statistics of its own
+            part_loss, part_correct = batch_loss(model, xb[:, j::g], yb[j::g], train, amp)
+            (part_loss / g).backward()
+            loss, correct_here = loss + part_loss.item() / g, correct_here + part_correct
         optimizer.step()
-        total_loss += loss.item() * len(idx)
-        correct += int((logits.argmax(-1) == yb).sum())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if ema is not None:
+            ema.update_parameters(ema_source(model))
+        total_loss += loss * len(idx)
+        correct += correct_here
+        bar.set_postfix(loss=f"{loss:.3f}")
     return total_loss / max(len(order), 1), correct / max(len(order), 1)
+
+
+def batch_loss(model, xb: torch.Tensor, yb: torch.Tensor, train: TrainConfig, amp: bool) -> tuple[torch.Tensor, int]:
+    """The training loss of one batch ``xb [T, B, 2, H, W]`` and how many of it ``model`` got right."""
+    with torch.autocast(xb.device.type, torch.bfloat16, enabled=amp):
+        out = model(xb).float()
+        if out.ndim == 3:  # every step's logits: each step is trained to classify on its own
+            loss = F.cross_entropy(out.flatten(0, 1), yb.repeat(out.shape[0]), label_smoothing=train.label_smoothing)
+            out = out.mean(0)
+        else:
+            loss = F.cross_entropy(out, yb, label_smoothing=train.label_smoothing)
+    return loss, int((out.argmax(-1) == yb).sum())
+
+
+class StepLogits(torch.nn.Module):
+    """``[T, B, 2, H, W]`` -> every step's logits ``[T, B, classes]`` (for the per-step loss; DDP wraps this)."""
+
+    def __init__(self, model: StcSNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.network.forward_steps(x, return_state=False).logits
+
+
+def ema_source(net) -> torch.nn.Module:
+    """The StcNetwork inside ``net`` (itself, an StcSNN, a StepLogits, or DDP around either)."""
+    net = getattr(net, "module", net)
+    net = getattr(net, "model", net)
+    return getattr(net, "network", net)
+
+
+def make_ema(network: torch.nn.Module, decay: float):
+    """An exponential moving average of ``network``'s weights and BatchNorm statistics (None when decay is 0)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def validate(model, X, y, train: TrainConfig, rank=0, world=1) -> tuple[float, float]:
@@ -330,6 +461,13 @@ class Run:
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
+    model: StcSNN | None = None
+    ema: torch.nn.Module | None = None  # AveragedModel of the network when train.ema > 0
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """What is validated and exported: the EMA of the network when there is one."""
+        return self.ema.module if self.ema is not None else self.model.network
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -357,6 +495,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--freeze-blocks", action="store_true", help="with --init: train only the classifier")
     parser.add_argument("--backbone-lr-scale", type=float, default=1.0,
                         help="learning rate of everything but the head, as a fraction of --lr (default 1.0)")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="stratified K-fold cross-validation of this recipe (fixed schedule, each fold's last "
+                             "epoch; OUT/cv.json); with --export, then trains on every recording and exports that "
+                             "with the cross-validated accuracy on its card")
+    parser.add_argument("--fold", type=int, metavar="I", help="with --folds: run fold I (1..K) only")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "triton"),
+                        help="spiking-layer kernels while training (default auto: Triton on CUDA, the PyTorch "
+                             "reference on CPU)")
     parser.add_argument("--dataset", type=dataset_key,
                         help="how to read --data: the --model entry's dataset by default; 'folder' reads any "
                              "ROOT/<class>/<recording> tree, 'tonic:<Class>' any tonic.datasets class (their "
@@ -364,11 +510,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def command_line(argv: list[str] | None) -> str:
+    return "stc-zoo train " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
 def resolve_run(args: argparse.Namespace, argv: list[str] | None) -> Run:
     """A new run (configs from the entry and the overrides) or a resumed one (configs from run.json)."""
     get_entry(args.model)  # an unknown name fails here, before anything is read
     out = Path(args.out or f"runs/{args.model}")
-    command = "python training/train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line(argv)
     if args.resume and not (out / RUN).is_file():
         # Killed while preparing the data, before the run folder was written: nothing to continue.
         print(f"--resume: no run in {out} yet ({RUN} missing); starting it")
@@ -389,7 +539,10 @@ def build(run: Run):
     (the backbone at ``--backbone-lr-scale`` times the head's rate; frozen blocks left out) and the
     cosine schedule."""
     model = start_model(run).to(run.device)
-    net = torch.nn.parallel.DistributedDataParallel(model) if run.world > 1 else model
+    model.network.set_backend(run.args.backend)
+    net = StepLogits(model) if run.train.per_step_loss else model
+    net = torch.nn.parallel.DistributedDataParallel(net) if run.world > 1 else net
+    run.model, run.ema = model, make_ema(model.network, run.train.ema)
     head = [p for n, p in model.network.named_parameters() if n.startswith("fc2.")]
     backbone = [p for n, p in model.network.named_parameters() if not n.startswith("fc2.") and p.requires_grad]
     groups = [{"params": head}] + ([{"params": backbone, "lr": run.train.lr * run.args.backbone_lr_scale}]
@@ -431,7 +584,7 @@ def restore(run: Run, model, optimizer, scheduler, meta: dict) -> dict:
     if run.resume and not (run.out / STATE).is_file():
         print(f"resuming {run.out}: no epoch had finished, starting from epoch 1")
     elif run.resume:
-        meta = load_state(run.out / STATE, model.network, optimizer, scheduler)
+        meta = load_state(run.out / STATE, model.network, optimizer, scheduler, run.ema)
         print(f"resuming {run.out} after epoch {meta['epoch']}")
         if run.args.epochs is not None and run.args.epochs != run.train.epochs:
             stretch_schedule(run, optimizer, scheduler, meta, run.args.epochs)
@@ -460,36 +613,44 @@ def stretch_schedule(run: Run, optimizer, scheduler, meta: dict, epochs: int) ->
 
 
 def fit(run: Run, model, net, optimizer, scheduler, meta: dict, train_data, val_data) -> dict:
-    """The epochs still to run: train, validate, keep the best weights, save the whole state atomically."""
+    """The epochs still to run: train, validate, keep the best weights, save the whole state atomically.
+    The last epoch's evaluated weights (the EMA when there is one) are kept as ``final.safetensors``."""
     (Xtr, ytr), (Xva, yva) = train_data, val_data
     for epoch in range(meta["epoch"] + 1, run.train.epochs + 1):
         start = time.perf_counter()
-        tr_loss, tr_acc = run_epoch(net, Xtr, ytr, run.train, run.device, optimizer, epoch, run.rank, run.world)
-        va_loss, va_acc = validate(model, Xva, yva, run.train, run.rank, run.world)
+        tr_loss, tr_acc = run_epoch(net, Xtr, ytr, run.train, run.device, optimizer, epoch, run.rank, run.world,
+                                    run.ema)
+        va_loss, va_acc = validate(run.evaluated, Xva, yva, run.train, run.rank, run.world) if len(Xva) else (None, None)
         scheduler.step()
         record = {"epoch": epoch, "train_loss": round(tr_loss, 5), "train_acc": round(tr_acc, 5),
-                  "val_loss": round(va_loss, 5), "val_acc": round(va_acc, 5),
+                  "val_loss": None if va_loss is None else round(va_loss, 5),
+                  "val_acc": None if va_acc is None else round(va_acc, 5),
                   "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - start, 2)}
         meta["epoch"] = epoch
         if run.rank != 0:
             continue
-        if va_acc > meta["best_val_acc"]:
+        if va_acc is not None and va_acc > meta["best_val_acc"]:
             meta.update(best_val_acc=va_acc, best_epoch=epoch)
-            atomic_save(model.network.state_dict(), run.out / BEST)
+            atomic_save(run.evaluated.state_dict(), run.out / BEST)
+        if epoch == run.train.epochs:
+            atomic_save(run.evaluated.state_dict(), run.out / FINAL)
         meta["history"].append(record)
-        save_state(run.out / STATE, model.network, optimizer, scheduler, meta)
+        save_state(run.out / STATE, model.network, optimizer, scheduler, meta, run.ema)
         with open(run.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        print(f"epoch {epoch:>3}/{run.train.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
-              f"val loss {va_loss:.4f} acc {va_acc:.4f}  ({record['seconds']} s)")
+        val = "no validation" if va_acc is None else f"val loss {va_loss:.4f} acc {va_acc:.4f}"
+        print(f"epoch {epoch:>3}/{run.train.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  {val}  "
+              f"({record['seconds']} s)")
     return meta
 
 
-def export(run: Run, meta: dict) -> None:
-    """The best weights as a Hub-ready folder, with a card stating the validation result and its split."""
+def export(run: Run, meta: dict, cv: dict | None = None) -> None:
+    """The kept weights (best validation epoch or last epoch, ``TrainConfig.keep``) as a Hub-ready folder,
+    with a card stating the result and how it was measured: the hold-out's accuracy, or for a run on
+    every recording the cross-validated estimate ``cv`` (cv.json's content) of its recipe, or none."""
     entry = get_entry(run.args.model)
     model = StcSNN(run.config)
-    load_weights(model.network, run.out / BEST)
+    load_weights(model.network, run.out / (BEST if run.train.keeps_best else FINAL))
     if run.reader != entry.reader:  # another dataset than the entry's: named after the export, not the zoo entry
         what = (f"the labelled folder `{meta['data']}`" if run.reader == "folder"
                 else f"`{meta['data']}` read as {run.reader}")
@@ -504,17 +665,53 @@ def export(run: Run, meta: dict) -> None:
         data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
                      + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
                         "dataset." if is_subset else f" ({entry.dataset} training split)."))
-    result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=run.reader,
-                        source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"])
+    if cv is not None:
+        result = CardResult(accuracy=cv["mean"], samples=cv["samples"], reader=run.reader, source_split="train",
+                            val_fraction=0.0, seed=cv["seed"], folds=cv["folds"], std=cv["std"],
+                            per_fold=tuple(cv["per_fold"]))
+        extra = (f"The exported weights are the last epoch ({meta['epochs']} of a fixed schedule{', EMA' if run.train.ema else ''}) "
+                 f"of the same recipe trained on all {meta['train_samples']} recordings; the accuracy above is that "
+                 f"recipe's {cv['folds']}-fold cross-validated estimate (each fold's model trained on the other folds, "
+                 f"measured on its last epoch; nothing was selected on the held-out folds). Per fold: "
+                 f"{', '.join(f'{a * 100:.1f}%' for a in cv['per_fold'])}; corrected 95% interval of the mean "
+                 f"[{cv['ci95'][0] * 100:.2f}, {cv['ci95'][1] * 100:.2f}]. Reproduce everything with the training "
+                 "command below.\n")
+        command = cv["command"]
+    elif run.train.keeps_best:
+        result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=run.reader,
+                            source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"])
+        extra, command = f"Best epoch {meta['best_epoch']} of {meta['epochs']} (chosen on these recordings).\n", meta["command"]
+    else:
+        result, command = None, meta["command"]
+        extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
     model.save_pretrained(run.args.export, model_card_kwargs=dict(
-        name=name, dataset=dataset, data_note=data_note, result=result, command=meta["command"],
-        extra=f"Best epoch {meta['best_epoch']} of {meta['epochs']}.\n"))
+        name=name, dataset=dataset, data_note=data_note, result=result, command=command, extra=extra))
+
+
+def export_finished(args: argparse.Namespace, cv: dict | None = None) -> None:
+    """Export the finished run in ``args.out`` (to ``args.export``) without training further."""
+    run = resolve_run(_resumed(args), None)
+    with safe_open(str(run.out / STATE), "pt") as f:
+        meta = json.loads(f.metadata()["state"])
+    export(run, meta, cv)
+
+
+def _resumed(args: argparse.Namespace) -> argparse.Namespace:
+    one = argparse.Namespace(**vars(args))
+    one.resume = True
+    return one
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train (or resume) a run; returns its metadata. A user's mistake: one line on stderr, exit 2."""
     args = parse_args(argv)
     try:
+        if args.folds is not None or args.fold is not None:
+            from . import crossval
+
+            if args.folds is None:
+                raise TrainError("--fold needs --folds")
+            return crossval.run(args, argv)
         return train_run(args, argv)
     except StcError as err:
         print(f"train: error: {err}", file=sys.stderr)
@@ -530,7 +727,8 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     np.random.seed(run.train.seed)
     random.seed(run.train.seed)
     train_data, val_data = load_data(run.reader, args.data, run.config, run.train,
-                                      args.cache_dir or None, args.download, max(1, args.workers))
+                                      args.cache_dir or None, args.download, max(1, args.workers), args.backend)
+    check_augmentation(train_data[0], run.train)
     model, net, optimizer, scheduler = build(run)
     meta = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "data": args.data, "seed": run.train.seed,
             "val_fraction": run.train.val_fraction, "train_samples": len(train_data[0]),
@@ -539,11 +737,13 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     meta = restore(run, model, optimizer, scheduler, meta)
     if run.rank == 0:
         print(f"{args.model}: {len(train_data[0])} train / {len(val_data[0])} validation samples "
-              f"(the train split of {args.data} read as '{run.reader}'; validation = a {run.train.val_fraction:g} "
-              f"per-class hold-out, seed {run.train.seed}), {run.world} process(es) on {run.device}")
+              f"(the train split of {args.data} read as '{run.reader}'; validation = "
+              f"{run.train.describe_holdout()}), {run.world} process(es) on {run.device}")
     meta = fit(run, model, net, optimizer, scheduler, meta, train_data, val_data)
     if run.rank == 0:
-        print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']} ({run.out / BEST})")
+        if meta["best_epoch"]:
+            print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']}; last epoch "
+                  f"{meta['history'][-1]['val_acc']:.4f}")
         if args.export:
             export(run, meta)
             print(f"exported to {args.export}")

@@ -25,3 +25,27 @@ def stratified_split(labels: Sequence[int], held_out: float, seed: int = 0) -> t
         held.extend(members[:n_held].tolist())
         kept.extend(members[n_held:].tolist())
     return sorted(kept), sorted(held)
+
+
+def stratified_folds(labels: Sequence[int], folds: int, seed: int = 0) -> list[list[int]]:
+    """Partition sample indices into ``folds`` disjoint folds with each class spread evenly, reproducibly.
+
+    Each class's members are shuffled (a permutation drawn from ``seed``) and dealt round-robin,
+    the deal continuing where the previous class stopped, so fold sizes differ by at most one and
+    each class's count differs by at most one between folds. Every index lands in exactly one fold;
+    each fold comes back sorted.
+    """
+    labels = np.asarray(labels)
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    if folds > len(labels):
+        raise ValueError(f"{folds} folds need at least {folds} samples, got {len(labels)}")
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = [[] for _ in range(folds)]
+    dealt = 0
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        for index in members[rng.permutation(len(members))].tolist():
+            out[dealt % folds].append(index)
+            dealt += 1
+    return [sorted(f) for f in out]

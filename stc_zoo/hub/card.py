@@ -33,10 +33,13 @@ CITATION = """@article{xu2023ultralow,
 
 @dataclass(frozen=True)
 class CardResult:
-    """The accuracy a card states and the exact split it was measured on.
+    """The accuracy a card states and exactly how it was measured.
 
-    The split is a stratified hold-out (``stc_zoo.data.stratified_split``) of ``val_fraction``
-    of each class of the reader's ``source_split``, drawn with ``seed``.
+    A hold-out result (``folds == 0``): a stratified hold-out (``stc_zoo.data.stratified_split``) of
+    ``val_fraction`` of each class of the reader's ``source_split``, drawn with ``seed``.
+    A cross-validated result (``folds >= 2``): the mean over the folds of a stratified partition
+    (``stc_zoo.data.stratified_folds``, ``seed``) of all ``samples`` recordings of ``source_split``,
+    each fold measured on the model trained on the others; ``per_fold`` and ``std`` give the spread.
     """
 
     accuracy: float  # 0..1
@@ -45,26 +48,48 @@ class CardResult:
     source_split: str = "train"
     val_fraction: float = 0.1
     seed: int = 0
+    folds: int = 0
+    std: float | None = None
+    per_fold: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "per_fold", tuple(float(a) for a in self.per_fold))
+        if self.folds and len(self.per_fold) != self.folds:
+            raise ValueError(f"a {self.folds}-fold result needs {self.folds} per-fold accuracies, got {len(self.per_fold)}")
 
     @property
     def percent(self) -> float:
         """The accuracy as the card's metadata states it: percent, two decimals."""
         return round(self.accuracy * 100, 2)
 
+    @property
+    def split_name(self) -> str:
+        return f"{self.folds}-fold cross-validation" if self.folds else "validation"
+
     def describe(self) -> str:
+        if self.folds:
+            return (f"stratified {self.folds}-fold cross-validation of all {self.samples} recordings of the "
+                    f"{self.source_split} split (seed {self.seed}): mean ± std over folds")
         return (f"validation: {self.samples} recordings held out of the {self.source_split} split "
                 f"({self.val_fraction:.0%} per class, seed {self.seed})")
+
+    def stated(self) -> str:
+        """The accuracy as the results table states it."""
+        if self.folds:
+            return f"{self.accuracy * 100:.2f}% ± {self.std * 100:.2f}"
+        return f"{self.accuracy * 100:.2f}%"
 
 
 def card_data(name: str, dataset: str | None, result: CardResult | None) -> ModelCardData:
     """The Hub metadata header of a card (no model-index when no result is stated)."""
     results = None
     if result is not None:
-        args = {k: v for k, v in asdict(result).items() if k != "accuracy"}
+        args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result).items()
+                if k != "accuracy" and (result.folds or k not in ("folds", "std", "per_fold"))}
         results = [EvalResult(
             task_type="image-classification", task_name="event stream classification",
-            dataset_type=dataset.lower(), dataset_name=dataset, dataset_split="validation", dataset_args=args,
-            metric_type="accuracy", metric_name="validation accuracy", metric_value=result.percent)]
+            dataset_type=dataset.lower(), dataset_name=dataset, dataset_split=result.split_name, dataset_args=args,
+            metric_type="accuracy", metric_name=f"{result.split_name} accuracy", metric_value=result.percent)]
     return ModelCardData(library_name=LIBRARY, license="apache-2.0", tags=list(TAGS),
                          datasets=[dataset] if dataset else None, model_name=name, eval_results=results)
 
@@ -114,7 +139,7 @@ def render_card(name: str, config: StcConfig, dataset: str | None = None, data_n
     results = ("No accuracy is stated for these weights: they were saved without a measured result."
                if result is None else
                f"| split | samples | accuracy |\n|---|---|---|\n"
-               f"| {result.describe()} | {result.samples} | {result.accuracy * 100:.2f}% |")
+               f"| {result.describe()} | {result.samples} | {result.stated()} |")
     return f"""---
 {card_data(name, dataset, result).to_yaml()}
 ---

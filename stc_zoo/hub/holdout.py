@@ -28,7 +28,14 @@ def stated_result(folder: Path | None) -> CardResult:
 
 
 def held_out(root: str | os.PathLike, stated: CardResult, download: bool = False) -> tuple[EventDataset, list[int]]:
-    """The dataset the card's hold-out was drawn from, and the held-out indices into it."""
+    """The dataset the card's hold-out was drawn from, and the held-out indices into it. A model trained
+    on every recording (its card states a cross-validated estimate) has none: CheckpointError."""
+    if stated.folds:
+        raise CheckpointError(
+            f"this model was trained on all {stated.samples} recordings of its {stated.source_split} split, so no "
+            f"hold-out is left to evaluate; its {stated.percent:.2f}% is the {stated.folds}-fold cross-validated "
+            f"estimate of its training recipe: rerun the training command on its card (stc-zoo train ... --folds "
+            f"{stated.folds}) to reproduce it, or evaluate it on recordings it never saw (--split test)")
     dataset = get_reader(stated.reader)(root, stated.source_split, download=download)
     _, held = stratified_split(dataset.targets, stated.val_fraction, seed=stated.seed)
     if len(held) != stated.samples:

@@ -1,0 +1,209 @@
+"""Stratified k-fold cross-validation of a training recipe, and the statistics that compare recipes.
+
+``stc-zoo train --model nmnist-t4 --data ROOT --folds 5`` trains the recipe once per fold, each
+time holding out one fold of a stratified partition (``stc_zoo.data.stratified_folds``) and
+training on the rest with the same fixed schedule. A fold's accuracy is its **last** epoch's on
+the held-out fold: nothing (no epoch, no hyper-parameter) is chosen on the recordings that measure
+it. Folds run one after another in ``OUT/fold-<i>``; rerunning the command continues where it
+stopped (a finished fold is kept, a cut one resumes), and ``--fold i`` runs one fold alone (for
+running folds side by side). ``OUT/cv.json`` holds the per-fold and summary numbers.
+
+With ``--export DIR`` the recipe is then trained once more on every recording (no hold-out, same
+schedule, last epoch kept) and exported with the cross-validated estimate on its card: the
+accuracy a user can expect from the exported weights on new recordings of the same kind.
+
+Intervals: folds share training data, so the plain t-interval over fold accuracies is too narrow.
+``summarize`` and ``paired`` use the Nadeau & Bengio (2003) correction of the variance,
+``(1/k + n_test/n_train) * s^2`` in place of ``s^2/k``, with a t distribution of k - 1 degrees
+of freedom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from scipy import stats
+
+CV_FILE, RESULT_FILE = "cv.json", "result.json"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of per-fold values with its corrected 95% interval."""
+
+    mean: float
+    std: float  # sample standard deviation over folds
+    low: float
+    high: float
+    folds: int
+
+    def __str__(self) -> str:
+        return f"{self.mean * 100:.2f} ± {self.std * 100:.2f} [{self.low * 100:.2f}, {self.high * 100:.2f}]"
+
+
+def corrected_half_width(values: list[float], test_fraction: float, confidence: float = 0.95) -> float:
+    """Half-width of the corrected resampled t-interval of the mean of ``values`` (one per fold)."""
+    k = len(values)
+    if k < 2:
+        return math.nan
+    mean = sum(values) / k
+    var = sum((v - mean) ** 2 for v in values) / (k - 1)
+    scale = 1 / k + test_fraction / (1 - test_fraction)
+    return float(stats.t.ppf(0.5 + confidence / 2, k - 1)) * math.sqrt(scale * var)
+
+
+def summarize(values: list[float], test_fraction: float | None = None) -> Interval:
+    """Mean, std and corrected 95% interval of per-fold accuracies (``test_fraction``: 1/k by default)."""
+    k = len(values)
+    if k == 0:
+        raise ValueError("no fold values to summarize")
+    mean = sum(values) / k
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1)) if k > 1 else math.nan
+    half = corrected_half_width(values, test_fraction if test_fraction is not None else 1 / k)
+    return Interval(mean, std, mean - half, mean + half, k)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a - b`` over the same folds: mean difference, its corrected 95% interval and two-sided p."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    folds: int
+
+    @property
+    def real(self) -> bool:
+        """Whether the interval excludes zero (the difference is unlikely to be fold-to-fold noise)."""
+        return self.low > 0 or self.high < 0
+
+
+def paired(a: list[float], b: list[float], test_fraction: float | None = None) -> Comparison:
+    """Paired comparison of two recipes' accuracies on the same folds (corrected resampled t-test)."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired comparison needs the same folds (>= 2) for both, got {len(a)} and {len(b)}")
+    k = len(a)
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / k
+    var = sum((v - mean) ** 2 for v in d) / (k - 1)
+    frac = test_fraction if test_fraction is not None else 1 / k
+    se = math.sqrt((1 / k + frac / (1 - frac)) * var)
+    tq = float(stats.t.ppf(0.975, k - 1))
+    p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else float(2 * stats.t.sf(abs(mean) / se, k - 1)))
+    return Comparison(mean, mean - tq * se, mean + tq * se, p, k)
+
+
+# ------------------------------------------------------------------ the protocol
+def fold_args(args: argparse.Namespace, out: Path, fold: int) -> argparse.Namespace:
+    """The arguments of one fold's training run."""
+    one = copy.copy(args)
+    one.out, one.export, one.folds, one.fold, one.resume = str(out / f"fold-{fold}"), None, None, None, False
+    one.set = [*(args.set or []), f"folds={args.folds}", f"fold={fold}"]
+    return one
+
+
+def final_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    """The arguments of the run on every recording that ``--export`` publishes."""
+    one = copy.copy(args)
+    one.out, one.folds, one.fold, one.resume = str(out / "final"), None, None, False
+    one.set = [*(args.set or []), "val_fraction=0"]
+    return one
+
+
+def run_or_continue(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
+    """Train the run ``args`` describes, continuing it if its folder holds part of it; None when it was
+    already finished. Refuses a folder that holds a run of another configuration."""
+    from . import train
+
+    out = Path(args.out)
+    if (out / train.RUN).is_file():
+        saved = json.loads((out / train.RUN).read_text())
+        config, recipe = train.resolve_configs(args)
+        as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples were saved as lists
+        wanted, defaults = as_json(asdict(recipe)), as_json(asdict(train.TrainConfig()))
+        # a field added after the run was written must still hold its default
+        same_train = all(saved["train"].get(k, defaults[k]) == v for k, v in wanted.items())
+        if saved["model"] != as_json(config.to_dict()) or not same_train:
+            raise train.TrainError(f"{out} holds a run of another configuration; choose another --out "
+                                   "(or delete it to start again)")
+        if (out / train.FINAL).is_file():
+            return None
+        args.resume = True
+    export, args.export = args.export, None  # exported by the caller, with what it knows
+    try:
+        return train.train_run(args, argv)
+    finally:
+        args.export = export
+
+
+def record_fold(out: Path, meta: dict) -> None:
+    """The fold's result: its last epoch's accuracy on the held-out fold."""
+    last = meta["history"][-1]
+    (out / RESULT_FILE).write_text(json.dumps({"accuracy": last["val_acc"], "loss": last["val_loss"],
+                                               "samples": meta["val_samples"], "train_samples": meta["train_samples"],
+                                               "epoch": last["epoch"]}, indent=1))
+
+
+def collect(out: Path, folds: int, command: str) -> dict:
+    """``cv.json``: every fold's result and their summary (CheckpointError-free: a missing fold is an error)."""
+    from .train import TrainError
+
+    results = []
+    for i in range(1, folds + 1):
+        path = out / f"fold-{i}" / RESULT_FILE
+        if not path.is_file():
+            raise TrainError(f"{path} missing: fold {i} has not finished (rerun the command to continue it)")
+        results.append(json.loads(path.read_text()))
+    accs = [r["accuracy"] for r in results]
+    total = sum(r["samples"] for r in results)
+    summary = summarize(accs)
+    run = json.loads((out / "fold-1" / "run.json").read_text())
+    cv = {"folds": folds, "seed": run["train"]["seed"], "epochs": run["train"]["epochs"], "samples": total,
+          "per_fold": accs, "fold_samples": [r["samples"] for r in results], "mean": summary.mean,
+          "std": summary.std, "ci95": [summary.low, summary.high],
+          "pooled": sum(a * r["samples"] for a, r in zip(accs, results)) / total,
+          "protocol": "stratified k-fold; each fold's last epoch (fixed schedule), nothing selected on the held-out fold",
+          "command": command, "model": run["model"], "train": {k: v for k, v in run["train"].items()
+                                                               if k not in ("folds", "fold")}}
+    (out / CV_FILE).write_text(json.dumps(cv, indent=1))
+    return cv
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
+    """``--folds K`` of ``stc-zoo train``: every fold (or ``--fold i`` alone), then cv.json, then with
+    ``--export`` the run on every recording and its export. Returns cv.json's content (None for one fold)."""
+    from . import train
+
+    if args.folds < 2:
+        raise train.TrainError(f"--folds must be at least 2, got {args.folds}")
+    if args.fold is not None and not 1 <= args.fold <= args.folds:
+        raise train.TrainError(f"--fold must be in 1..{args.folds}, got {args.fold}")
+    if args.resume:
+        raise train.TrainError("--folds continues a cut run by itself: rerun the same command without --resume")
+    if args.fold is not None and args.export:
+        raise train.TrainError("--export trains on every recording after all folds; leave out --fold")
+    out = Path(args.out or f"runs/{args.model}-cv{args.folds}")
+    command = train.command_line(argv)
+    for i in [args.fold] if args.fold is not None else range(1, args.folds + 1):
+        print(f"fold {i}/{args.folds} -> {out / f'fold-{i}'}")
+        meta = run_or_continue(fold_args(args, out, i), argv)
+        if meta is not None:
+            record_fold(out / f"fold-{i}", meta)
+    if args.fold is not None:
+        return None
+    cv = collect(out, args.folds, command)
+    print(f"{args.folds}-fold cross-validated accuracy {cv['mean'] * 100:.2f}% ± {cv['std'] * 100:.2f} "
+          f"(95% interval [{cv['ci95'][0] * 100:.2f}, {cv['ci95'][1] * 100:.2f}], corrected; folds: "
+          f"{', '.join(f'{a * 100:.1f}' for a in cv['per_fold'])}) -> {out / CV_FILE}")
+    if args.export:
+        final = final_args(args, out)
+        run_or_continue(final, argv)
+        train.export_finished(final, cv)
+        print(f"exported the run on every recording to {args.export}")
+    return cv
