@@ -84,7 +84,7 @@ def list_models(args) -> list[dict]:
         accuracy, split = "-", "-"
         if folder is not None and (folder / CARD_NAME).is_file():
             _, stated = read_card(folder / CARD_NAME)
-            accuracy, split = f"{stated.percent:.2f}%", stated.describe()
+            accuracy, split = stated.stated(), stated.describe()
         (W, H), (h, w) = c.input.sensor_size, c.input.output_size
         rows.append({"name": name, "dataset": entry.dataset, "T": c.input.T, "input": f"{W}x{H} -> 2x{h}x{w}",
                      "params": f"{parameters(StcSNN(c)):,}", "trained": trained, "accuracy": accuracy,

@@ -50,17 +50,11 @@ ROWS = [
     ("deep", "recipe", "deeper: channels 32, 64, 128", {"channels": [32, 64, 128]}),
     ("combo", "recipe", "LS 0.1 + EMA + per-step loss + event dropout + wd 0.05",
      {"label_smoothing": 0.1, "ema": 0.99, "per_step_loss": True, "event_drop": 0.2, "weight_decay": 0.05}),
-    ("combo-e40", "recipe", "the same, 40 epochs",
-     {"label_smoothing": 0.1, "ema": 0.99, "per_step_loss": True, "event_drop": 0.2, "weight_decay": 0.05,
-      "epochs": 40}),
 ]
 AFFINE = {"rotate": 10, "scale": 0.1}  # event-level rotation (degrees) and zoom (stc_zoo.augment)
 ROWS += [
     ("aff", "augment", "event-level rotation 10 deg + zoom 0.1", AFFINE),
     ("aff-e40", "augment", "the same, 40 epochs", {**AFFINE, "epochs": 40}),
-    ("aff15-e40", "augment", "rotation 15 deg + zoom 0.15, 40 epochs", {"rotate": 15, "scale": 0.15, "epochs": 40}),
-    ("aff-dropout-e40", "augment", "rotation + zoom, classifier dropout 0.3, 40 epochs",
-     {**AFFINE, "dropout": 0.3, "epochs": 40}),
     ("aff-ls-ps-e40", "augment", "rotation + zoom, LS 0.1 + per-step loss, 40 epochs",
      {**AFFINE, "label_smoothing": 0.1, "per_step_loss": True, "epochs": 40}),
     ("aff-all-e40", "augment", "rotation + zoom, LS + per-step + dropout 0.3 + event dropout 0.2, 40 epochs",
@@ -68,7 +62,14 @@ ROWS += [
     ("t16-aff-e40", "augmented-tradeoff", "uncompressed T=16, rotation + zoom, 40 epochs",
      {"T": 16, "ratio": 1, **AFFINE, "epochs": 40}),
 ]
-REFERENCE = {"tradeoff": "t16", "ablation": "t4", "recipe": "t4", "augment": "t4", "augmented-tradeoff": "t16-aff-e40"}
+LABELS = {slug: label for slug, _, label, _ in ROWS}
+SLUGS = lambda group: [r[0] for r in ROWS if r[1] == group]  # noqa: E731
+TABLES = [  # (title, reference row, rows)
+    ("Compression trade-off (the same 16 fine bins; vs the uncompressed T = 16)", "t16", SLUGS("tradeoff")),
+    ("Ablations at T = 4 (vs the T = 4 row)", "t4", ["t4", *SLUGS("ablation")]),
+    ("Recipe changes at T = 4 (vs the T = 4 row)", "t4", ["t4", *SLUGS("recipe"), *SLUGS("augment")]),
+    ("T = 4 against the uncompressed T = 16 under the augmented recipe", "t16-aff-e40", ["t16-aff-e40", "aff-e40"]),
+]
 
 
 def row_argv(args, slug: str, changes: dict, fold: int | None = None) -> list[str]:
@@ -170,27 +171,21 @@ def report(args, rows) -> str:
         f"interleaved rounds x {args.runs} runs; {cpu}.",
         "",
     ]
-    titles = {"tradeoff": "Compression trade-off (same 16 fine bins; vs the uncompressed T = 16)",
-              "ablation": "Ablations at T = 4 (vs the T = 4 row)",
-              "recipe": "Recipe changes at T = 4 (vs the T = 4 row)"}
-    for group, title in titles.items():
-        ref = REFERENCE[group]
+    for title, ref, slugs in TABLES:
         lines += [f"### {title}", "", "| configuration | accuracy % | latency ms | difference vs reference (points) | p | |",
                   "|---|---|---|---|---|---|"]
-        for slug, g, label, _ in ([r for r in rows if r[0] == "t4"] if group != "tradeoff" else []) + \
-                [r for r in rows if r[1] == group]:
+        for slug in (s for s in slugs if s in cvs):
             s = crossval.summarize(cvs[slug]["per_fold"])
             if slug == ref:
-                diff = "reference"
-                p = verdict = ""
+                diff, p, verdict = "reference", "", ""
             else:
                 c = crossval.paired(cvs[slug]["per_fold"], cvs[ref]["per_fold"])
                 diff = f"{c.diff * 100:+.2f} [{c.low * 100:+.2f}, {c.high * 100:+.2f}]"
                 p, verdict = f"{c.p:.3f}", ("**real**" if c.real else "not distinguishable")
-            lines.append(f"| {label} | {s} | {lat[slug]:.2f} | {diff} | {p} | {verdict} |")
+            lines.append(f"| {LABELS[slug]} | {s} | {lat[slug]:.2f} | {diff} | {p} | {verdict} |")
         lines.append("")
     lines += ["Commands (one per row; `python training/cv.py --data ... --jobs N` runs them all, side by side):", ""]
-    lines += [f"- {label}: `{cvs[slug]['command']}`" for slug, _, label, _ in rows]
+    lines += [f"- {label}: `{command(args, slug, changes)}`" for slug, _, label, changes in rows]
     lines += ["", "<!-- cv.py:end -->"]
     return "\n".join(lines)
 
@@ -207,7 +202,7 @@ def write_section(text: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="training/cv.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the N-MNIST folder (Train/<label>/<idx>.bin)")
     parser.add_argument("--out", default="runs/cv")
@@ -223,6 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true", help="time the rows and write the tables to RESULTS.md")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     by_slug = {r[0]: r for r in ROWS}
     unknown = [s for s in (args.rows or "").split(",") if s and s not in by_slug]

@@ -55,7 +55,17 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
     model = StcSNN.from_pretrained(folder)  # checksums, format version, every tensor present, none extra, shapes equal
     card, stated = read_card(folder / CARD_NAME)
     checked = Checked(folder, [folder / n for n in REPO_FILES], str(card), stated)
-    if verify_data is not None:
+    if stated.folds and round(sum(stated.per_fold) / stated.folds * 100, 2) != stated.percent:
+        raise CheckpointError(f"{folder / CARD_NAME}: states {stated.percent:.2f}%, but its {stated.folds} folds "
+                              f"average {sum(stated.per_fold) / stated.folds * 100:.2f}%")
+    if verify_data is not None and stated.folds:
+        from ..data.tonic_adapter import reader as get_reader
+
+        found = len(get_reader(stated.reader)(verify_data, stated.source_split))
+        if found != stated.samples:
+            raise CheckpointError(f"{verify_data}: the card's cross-validation used {stated.samples} recordings, this "
+                                  f"data has {found}; it is not the data the card was measured on")
+    elif verify_data is not None:
         from .holdout import held_out_accuracy
 
         checked.measured = held_out_accuracy(model, verify_data, stated)
@@ -73,6 +83,10 @@ def report(checked: Checked, repo: str, private: bool) -> str:
     lines.append(f"card    {stated.percent:.2f}% on {stated.describe()}")
     if checked.measured is not None:
         lines.append(f"verified: the weights give {checked.measured * 100:.2f}% on that hold-out")
+    elif stated.folds:
+        lines.append(f"a {stated.folds}-fold cross-validated estimate (folds: "
+                     f"{', '.join(f'{a * 100:.1f}' for a in stated.per_fold)}); the training command on the card "
+                     "reproduces it")
     return "\n".join(lines)
 
 
@@ -83,7 +97,8 @@ def upload(checked: Checked, repo: str, private: bool, token: str | None, tag: s
     api = HfApi(token=token)
     api.create_repo(repo, private=private, exist_ok=True)
     commit = api.upload_folder(folder_path=checked.folder, repo_id=repo, allow_patterns=list(REPO_FILES),
-                               commit_message=f"stc-zoo checkpoint: {checked.stated.percent:.2f}% validation accuracy")
+                               commit_message=f"stc-zoo checkpoint: {checked.stated.percent:.2f}% "
+                                                              f"{checked.stated.split_name} accuracy")
     if tag:
         api.create_tag(repo, tag=tag, revision=commit.oid)
     return str(getattr(commit, "commit_url", commit))
