@@ -65,7 +65,7 @@ def summarize(values: list[float], test_fraction: float | None = None) -> Interv
     mean = sum(values) / k
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1)) if k > 1 else math.nan
     half = corrected_half_width(values, test_fraction if test_fraction is not None else 1 / k)
-    return Interval(mean, std, mean - half, mean + half, k)
+    return Interval(mean, std, max(mean - half, 0.0), min(mean + half, 1.0), k)  # an accuracy stays in [0, 1]
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .atomic import replace_atomically
+from .augment import AugmentedEvents, EventAugment
 from .config import StcConfig, field_names
 from .data import READERS, stratified_folds, stratified_split
 from .data.compressed import compress_dataset
@@ -111,12 +112,6 @@ class TrainConfig:
             raise ValueError(f"train: keep must be 'auto', 'best' or 'last', got {self.keep!r}")
         if self.keep == "best" and not self.has_holdout:
             raise ValueError("train: keep='best' needs a hold-out to choose on (val_fraction > 0 or folds)")
-
-    @property
-    def on_events(self) -> bool:
-        """Whether training batches are augmented as events and compressed anew (a rotation or a zoom is not
-        exact on the cached counts; ``stc_zoo.augment``)."""
-        return bool(self.rotate or self.scale)
 
     @property
     def has_holdout(self) -> bool:
@@ -234,19 +229,24 @@ def load_data(reader: str, root: str, config: StcConfig, train: TrainConfig, cac
               download: bool = False, workers: int = 2, backend: str = "auto"):
     """Compressed train and validation tensors: ``(X [N, T, 2, H, W], y [N])`` each (``workers`` threads
     read and compress; with 2 on a 2-core machine benchmarks/dataset_prep.py measured 1.7x on DVS128
-    Gesture and 2.4x on CIFAR10-DVS, training/README.md). With a rotation or zoom (``train.on_events``)
-    the training part is an ``AugmentedEvents`` of the recordings' events instead of a tensor."""
+    Gesture and 2.4x on CIFAR10-DVS, training/README.md). When the augmentation is not exact on the cache
+    (``augments_events``) the training part is an ``AugmentedEvents`` of the recordings' events instead."""
     dataset = get_reader(reader)(root, "train", download=download)
     pipeline = SpatioTemporalCompression.from_config(config.input, backend="torch" if backend == "torch" else "auto")
     X, y = compress_dataset(dataset, pipeline, cache_dir, desc="compressing train split", workers=workers)
     kept, held = holdout_split(dataset.targets, train)
-    if train.on_events:
-        from .augment import AugmentedEvents, EventAugment
-
+    if augments_events(train, config):
         augment = EventAugment(train.shift * config.input.spatial, train.rotate, train.scale, train.event_drop)
         events = [dataset.load_events(i) for i in tqdm(kept, desc="reading train events", leave=False)]
         return (AugmentedEvents(events, augment, pipeline), y[kept]), (X[held], y[held])
     return (X[kept], y[kept]), (X[held], y[held])
+
+
+def augments_events(train: TrainConfig, config: StcConfig) -> bool:
+    """Whether training batches are augmented as events and compressed anew: a rotation or zoom is not exact
+    on the cached counts (it would resample them between pixels). Shifts and event dropout then act on the
+    events too."""
+    return bool(train.rotate or train.scale)
 
 
 def holdout_split(targets, train: TrainConfig) -> tuple[list[int], list[int]]:
@@ -270,7 +270,9 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
 
 def drop_events(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     """Drop each event of event-count tensor ``x`` with probability ``p``: binomial thinning of each
-    count, which is exactly what dropping events before compression gives (counts add up per bin)."""
+    count. That is exactly dropping events before compression when bins are fixed in time; for bins split
+    by event count it keeps the bin edges where the full recording put them (dropping the events and
+    re-binning would move them a little: a run with a rotation or zoom does that, on the events)."""
     if p == 0:
         return x
     return torch.binomial(x, torch.full_like(x, 1.0 - p), generator=gen)
@@ -278,7 +280,7 @@ def drop_events(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor
 
 def check_augmentation(X: torch.Tensor, train: TrainConfig) -> None:
     """Event dropout on the cache is exact only for event counts (decay 1); refuse anything else."""
-    if train.event_drop and not train.on_events and not bool((X == X.round()).all() and (X >= 0).all()):
+    if train.event_drop and not isinstance(X, AugmentedEvents) and not bool((X == X.round()).all() and (X >= 0).all()):
         raise TrainError("event_drop thins event counts, but this input is not counts (decay < 1 weights the "
                          "bins); train without event_drop or with decay=1")
 
@@ -357,7 +359,7 @@ def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=
     bar = tqdm(range(0, len(order), train.batch_size), desc=f"epoch {epoch} train", leave=False, disable=rank != 0)
     for start in bar:
         idx = order[start:start + train.batch_size]
-        if train.on_events:  # X: AugmentedEvents (shift and dropout applied to the events too)
+        if isinstance(X, AugmentedEvents):  # shift and dropout applied to the events too
             xb, yb = X.batch(idx, gen), y[idx]
         else:
             xb, yb = drop_events(random_shift(X[idx], train.shift, gen), train.event_drop, gen), y[idx]

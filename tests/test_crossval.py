@@ -49,6 +49,8 @@ def test_summary_uses_the_corrected_variance():
     assert (s.low, s.high) == pytest.approx((s.mean - half, s.mean + half))
     plain = stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
     assert s.high - s.mean > plain  # wider than the naive interval
+    wild = crossval.summarize([0.9, 0.95, 0.1])  # a collapsed fold: the interval stays an accuracy's
+    assert wild.low == 0.0 and wild.high == 1.0
 
 
 def test_paired_comparison_tells_a_consistent_gain_from_noise():

@@ -15,9 +15,11 @@ def test_demo_on_synthetic_events(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
-def test_demo_on_held_out_real_recordings(capsys):
+def test_demo_on_real_recordings_says_they_were_trained_on(capsys):
+    # The bundled nmnist-t4 was trained on all 1,000 subset recordings (its card states a cross-validated
+    # estimate); the subset has no Test split, so the demo shows training recordings and says so.
     demo.main(["--data", str(SUBSET), "--samples", "10", "--runs", "2"])
     out = capsys.readouterr().out
-    assert "validation hold-out" in out
+    assert "TRAINING data" in out and "cross-validated estimate" in out and "not an accuracy estimate" in out
     correct = int(out.split("accuracy on these 10: ")[1].split("/")[0])
-    assert correct >= 8  # 99% on the hold-out; 8 leaves room for a different CPU's rounding
+    assert correct >= 8  # recordings it was trained on; 8 leaves room for a different CPU's rounding

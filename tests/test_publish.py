@@ -13,7 +13,7 @@ from hubserver import free_port
 from stc_zoo import StcConfig, StcSNN
 from stc_zoo.hub import checksums
 from stc_zoo.hub import publish
-from stc_zoo.hub.card import CardResult
+from stc_zoo.hub.card import CardResult, read_card
 from stc_zoo.data import NMNIST, stratified_split
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.errors import CheckpointError
@@ -53,7 +53,9 @@ def test_dry_run_lists_the_files_and_the_card_without_a_network():
     for name in ("config.json", "model.safetensors", "SHA256SUMS", "README.md"):
         assert name in out.stdout
     assert "library_name: stc-zoo" in out.stdout and "model-index" in out.stdout and "## Citation" in out.stdout
-    assert "99.00% on validation: 100 recordings" in out.stdout and "nothing was uploaded" in out.stdout
+    _, stated = read_card(get_entry("nmnist-t4").bundled / "README.md")
+    assert f"{stated.percent:.2f}% on {stated.describe()}" in out.stdout and "nothing was uploaded" in out.stdout
+    assert f"a {stated.folds}-fold cross-validated estimate" in out.stdout
 
 
 def test_an_unreachable_hub_is_reported_not_hidden(tiny):

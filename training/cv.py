@@ -42,7 +42,7 @@ ROWS = [
     ("ls", "recipe", "label smoothing 0.1", {"label_smoothing": 0.1}),
     ("ema", "recipe", "EMA of the weights (0.99 per step)", {"ema": 0.99}),
     ("perstep", "recipe", "per-step loss (every step's logits trained)", {"per_step_loss": True}),
-    ("drop", "recipe", "event dropout 0.2", {"event_drop": 0.2}),
+    ("drop", "recipe", "event dropout 0.2 (thinning of the cached counts)", {"event_drop": 0.2}),
     ("noshift", "recipe", "no random translation (shift 0)", {"shift": 0}),
     ("wd", "recipe", "weight decay 0.05 (from 1e-4)", {"weight_decay": 0.05}),
     ("e40", "recipe", "40 epochs (from 20)", {"epochs": 40}),
@@ -167,13 +167,14 @@ def report(args, rows) -> str:
         "share training data, so the plain t-interval would be too narrow). Differences are paired over the "
         "folds (corrected resampled t-test); **real** = the interval of the difference excludes 0.",
         "",
+        *([args.note, ""] if args.note else []),
         f"Latency: batch 1, raw events -> logits, the default CPU path (Numba), median of {args.rounds} "
         f"interleaved rounds x {args.runs} runs; {cpu}.",
         "",
     ]
     for title, ref, slugs in TABLES:
-        lines += [f"### {title}", "", "| configuration | accuracy % | latency ms | difference vs reference (points) | p | |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"### {title}", "", "| configuration | accuracy % | per fold | latency ms | difference vs reference "
+                  "(points) | p | |", "|---|---|---|---|---|---|---|"]
         for slug in (s for s in slugs if s in cvs):
             s = crossval.summarize(cvs[slug]["per_fold"])
             if slug == ref:
@@ -182,7 +183,8 @@ def report(args, rows) -> str:
                 c = crossval.paired(cvs[slug]["per_fold"], cvs[ref]["per_fold"])
                 diff = f"{c.diff * 100:+.2f} [{c.low * 100:+.2f}, {c.high * 100:+.2f}]"
                 p, verdict = f"{c.p:.3f}", ("**real**" if c.real else "not distinguishable")
-            lines.append(f"| {LABELS[slug]} | {s} | {lat[slug]:.2f} | {diff} | {p} | {verdict} |")
+            folds = " ".join(f"{a * 100:.1f}" for a in cvs[slug]["per_fold"])
+            lines.append(f"| {LABELS[slug]} | {s} | {folds} | {lat[slug]:.2f} | {diff} | {p} | {verdict} |")
         lines.append("")
     lines += ["Commands (one per row; `python training/cv.py --data ... --jobs N` runs them all, side by side):", ""]
     lines += [f"- {label}: `{command(args, slug, changes)}`" for slug, _, label, changes in rows]
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", help="FIELD=VALUE for every row (e.g. amp=false)")
     parser.add_argument("--budget-s", type=float, help="start no new fold run after this many seconds")
     parser.add_argument("--report", action="store_true", help="time the rows and write the tables to RESULTS.md")
+    parser.add_argument("--note", default="", help="--report: a line on where the rows were trained")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     return parser
