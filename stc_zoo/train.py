@@ -743,7 +743,10 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
               f"{run.train.describe_holdout()}), {run.world} process(es) on {run.device}")
     meta = fit(run, model, net, optimizer, scheduler, meta, train_data, val_data)
     if run.rank == 0:
-        if meta["best_epoch"]:
+        if meta["best_epoch"] and run.train.folds:
+            print(f"fold {run.train.fold}/{run.train.folds}: last epoch's accuracy on the held-out fold "
+                  f"{meta['history'][-1]['val_acc']:.4f}")
+        elif meta["best_epoch"]:
             print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']}; last epoch "
                   f"{meta['history'][-1]['val_acc']:.4f}")
         if args.export:

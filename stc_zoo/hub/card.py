@@ -84,8 +84,9 @@ def card_data(name: str, dataset: str | None, result: CardResult | None) -> Mode
     """The Hub metadata header of a card (no model-index when no result is stated)."""
     results = None
     if result is not None:
+        unused = ("val_fraction",) if result.folds else ("folds", "std", "per_fold")  # the other kind's fields
         args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result).items()
-                if k != "accuracy" and (result.folds or k not in ("folds", "std", "per_fold"))}
+                if k != "accuracy" and k not in unused}
         results = [EvalResult(
             task_type="image-classification", task_name="event stream classification",
             dataset_type=dataset.lower(), dataset_name=dataset, dataset_split=result.split_name, dataset_args=args,
