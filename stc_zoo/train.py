@@ -13,6 +13,9 @@ the library; ``training/train.py`` is the thin script).
 * Runs on CPU, one GPU (AMP in bf16) or several through ``torchrun`` (DistributedDataParallel).
 * ``--export DIR`` writes a Hub-ready folder through ``StcSNN.save_pretrained`` (model.safetensors,
   config.json, SHA256SUMS and the README.md card with the validation result).
+* ``--folds K`` cross-validates the recipe instead (``stc_zoo.crossval``): K fold runs with a fixed
+  schedule, each measured on its last epoch, then with ``--export`` a run on every recording whose
+  card states the cross-validated estimate.
 * Mistakes (a missing dataset, a bad ``--set`` value, no network for ``--download``) are one line
   on stderr and exit status 2.
 
