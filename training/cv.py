@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = ".cache/stc-zoo"  # stc-zoo train's default
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing too
 
 # (slug, group, label, overrides of nmnist-t4 and of the training defaults). "t4" is every group's T = 4 row.
@@ -54,7 +55,7 @@ ROWS = [
 AFFINE = {"rotate": 10, "scale": 0.1}  # event-level rotation (degrees) and zoom (stc_zoo.augment)
 ROWS += [
     ("aff", "augment", "event-level rotation 10 deg + zoom 0.1", AFFINE),
-    ("aff-e40", "augment", "the same, 40 epochs", {**AFFINE, "epochs": 40}),
+    ("aff-e40", "augment", "rotation 10 deg + zoom 0.1, 40 epochs", {**AFFINE, "epochs": 40}),
     ("aff-ls-ps-e40", "augment", "rotation + zoom, LS 0.1 + per-step loss, 40 epochs",
      {**AFFINE, "label_smoothing": 0.1, "per_step_loss": True, "epochs": 40}),
     ("aff-all-e40", "augment", "rotation + zoom, LS + per-step + dropout 0.3 + event dropout 0.2, 40 epochs",
@@ -74,11 +75,12 @@ TABLES = [  # (title, reference row, rows)
 
 def row_argv(args, slug: str, changes: dict, fold: int | None = None) -> list[str]:
     argv = ["--model", "nmnist-t4", "--data", args.data, "--out", str(Path(args.out) / slug),
-            "--folds", str(args.folds), "--threads", str(args.threads), "--backend", args.backend,
-            "--cache-dir", args.cache_dir]
+            "--folds", str(args.folds), "--threads", str(args.threads)]
+    argv += (["--backend", args.backend] if args.backend != "auto" else []) + \
+        (["--cache-dir", args.cache_dir] if args.cache_dir != CACHE else [])
     if "epochs" not in changes:
         argv += ["--epochs", str(args.epochs)]
-    argv += [x for k, v in changes.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    argv += [x for k, v in changes.items() for x in ("--set", f"{k}={json.dumps(v, separators=(',', ':'))}")]
     argv += [x for s in args.set or [] for x in ("--set", s)]
     return argv + (["--fold", str(fold)] if fold is not None else [])
 
@@ -214,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1, help="fold runs side by side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fold run")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "triton"))
-    parser.add_argument("--cache-dir", default=".cache/stc-zoo")
+    parser.add_argument("--cache-dir", default=CACHE)
     parser.add_argument("--set", action="append", help="FIELD=VALUE for every row (e.g. amp=false)")
     parser.add_argument("--budget-s", type=float, help="start no new fold run after this many seconds")
     parser.add_argument("--report", action="store_true", help="time the rows and write the tables to RESULTS.md")
