@@ -756,6 +756,9 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             export(run, meta)
             print(f"exported to {args.export}")
     if dist.is_initialized():
+        # Every rank waits for rank 0's writes: a rank that tears down its connections while another still
+        # uses them can abort (seen once, SIGABRT in rank 1 of a gloo run in the test suite).
+        dist.barrier()
         dist.destroy_process_group()
     return meta
 
