@@ -117,8 +117,8 @@ def final_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
 
 
 def run_or_continue(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
-    """Train the run ``args`` describes, continuing it if its folder holds part of it; None when it was
-    already finished. Refuses a folder that holds a run of another configuration."""
+    """Train the run ``args`` describes, continuing it if its folder holds part of it; its metadata (read
+    back when it had already finished). Refuses a folder that holds a run of another configuration."""
     from . import train
 
     out = Path(args.out)
@@ -132,8 +132,8 @@ def run_or_continue(args: argparse.Namespace, argv: list[str] | None) -> dict | 
         if saved["model"] != as_json(config.to_dict()) or not same_train:
             raise train.TrainError(f"{out} holds a run of another configuration; choose another --out "
                                    "(or delete it to start again)")
-        if (out / train.FINAL).is_file():
-            return None
+        if (out / train.FINAL).is_file():  # written after the last epoch's state: nothing left to do
+            return train.read_meta(out / train.STATE)
         args.resume = True
     export, args.export = args.export, None  # exported by the caller, with what it knows
     try:
@@ -151,7 +151,7 @@ def record_fold(out: Path, meta: dict) -> None:
 
 
 def collect(out: Path, folds: int, command: str) -> dict:
-    """``cv.json``: every fold's result and their summary (CheckpointError-free: a missing fold is an error)."""
+    """``cv.json``: every fold's result and their summary; TrainError naming a fold that has not finished."""
     from .train import TrainError
 
     results = []
@@ -192,9 +192,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     command = train.command_line(argv)
     for i in [args.fold] if args.fold is not None else range(1, args.folds + 1):
         print(f"fold {i}/{args.folds} -> {out / f'fold-{i}'}")
-        meta = run_or_continue(fold_args(args, out, i), argv)
-        if meta is not None:
-            record_fold(out / f"fold-{i}", meta)
+        record_fold(out / f"fold-{i}", run_or_continue(fold_args(args, out, i), argv))
     if args.fold is not None:
         return None
     cv = collect(out, args.folds, command)

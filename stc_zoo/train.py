@@ -637,12 +637,12 @@ def fit(run: Run, model, net, optimizer, scheduler, meta: dict, train_data, val_
         if va_acc is not None and va_acc > meta["best_val_acc"]:
             meta.update(best_val_acc=va_acc, best_epoch=epoch)
             atomic_save(run.evaluated.state_dict(), run.out / BEST)
-        if epoch == run.train.epochs:
-            atomic_save(run.evaluated.state_dict(), run.out / FINAL)
         meta["history"].append(record)
         save_state(run.out / STATE, model.network, optimizer, scheduler, meta, run.ema)
         with open(run.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if epoch == run.train.epochs:  # written last: its presence means the whole run is saved
+            atomic_save(run.evaluated.state_dict(), run.out / FINAL)
         val = "no validation" if va_acc is None else f"val loss {va_loss:.4f} acc {va_acc:.4f}"
         print(f"epoch {epoch:>3}/{run.train.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  {val}  "
               f"({record['seconds']} s)")
@@ -696,9 +696,13 @@ def export(run: Run, meta: dict, cv: dict | None = None) -> None:
 def export_finished(args: argparse.Namespace, cv: dict | None = None) -> None:
     """Export the finished run in ``args.out`` (to ``args.export``) without training further."""
     run = resolve_run(_resumed(args), None)
-    with safe_open(str(run.out / STATE), "pt") as f:
-        meta = json.loads(f.metadata()["state"])
-    export(run, meta, cv)
+    export(run, read_meta(run.out / STATE), cv)
+
+
+def read_meta(path: Path) -> dict:
+    """The metadata (epoch, history, sample counts, ...) saved with a run's training state."""
+    with safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata()["state"])
 
 
 def _resumed(args: argparse.Namespace) -> argparse.Namespace:

@@ -104,8 +104,11 @@ def test_a_cut_cross_validation_continues_and_refuses_another_recipe(data, tmp_p
     train.main(cv_argv(data, out, "--fold", "2"))
     assert (out / "fold-2" / crossval.RESULT_FILE).is_file() and not (out / "fold-1").exists()
     stamp = (out / "fold-2" / train.FINAL).stat().st_mtime_ns
-    cv = train.main(cv_argv(data, out))  # fold 2 is kept, 1 and 3 are trained
+    kept = json.loads((out / "fold-2" / crossval.RESULT_FILE).read_text())
+    (out / "fold-2" / crossval.RESULT_FILE).unlink()  # killed after the run, before its result was written
+    cv = train.main(cv_argv(data, out))  # fold 2 is kept (its result read back), 1 and 3 are trained
     assert (out / "fold-2" / train.FINAL).stat().st_mtime_ns == stamp and len(cv["per_fold"]) == 3
+    assert json.loads((out / "fold-2" / crossval.RESULT_FILE).read_text()) == kept and cv["per_fold"][1] == kept["accuracy"]
     with pytest.raises(SystemExit, match="2"):
         train.main(cv_argv(data, out, "--set", "K=2"))
     assert "holds a run of another configuration" in capsys.readouterr().err
