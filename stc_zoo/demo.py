@@ -50,10 +50,10 @@ def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
         where = f"no data folder at {data}" if data else f"no --data and no {DATA_ENV}"
         return samples, None, f"{n} SYNTHETIC event streams ({where})"
     try:
-        if model.checkpoint_folder is not None and stated_result(model.checkpoint_folder).folds:
-            dataset, pool, what = unseen_or_training(data, entry, stated_result(model.checkpoint_folder))
-        elif model.checkpoint_folder is not None:
-            stated = stated_result(model.checkpoint_folder)
+        stated = stated_result(model.checkpoint_folder) if model.checkpoint_folder is not None else None
+        if stated is not None and stated.folds:
+            dataset, pool, what = unseen_or_training(data, entry, stated)
+        elif stated is not None:
             dataset, pool = held_out(data, stated)
             what = f"from the validation hold-out the card states ({stated.describe()}), not trained on"
         else:
