@@ -46,15 +46,20 @@ class Interval:
         return f"{self.mean * 100:.2f} ± {self.std * 100:.2f} [{self.low * 100:.2f}, {self.high * 100:.2f}]"
 
 
-def corrected_half_width(values: list[float], test_fraction: float, confidence: float = 0.95) -> float:
-    """Half-width of the corrected resampled t-interval of the mean of ``values`` (one per fold)."""
+def corrected_se(values: list[float], test_fraction: float | None = None) -> float:
+    """Corrected standard error of the mean of per-fold ``values``: ``sqrt((1/k + n_test/n_train) s^2)``
+    (``test_fraction`` = n_test / n, 1/k by default); nan for fewer than two folds."""
     k = len(values)
     if k < 2:
         return math.nan
+    frac = test_fraction if test_fraction is not None else 1 / k
     mean = sum(values) / k
     var = sum((v - mean) ** 2 for v in values) / (k - 1)
-    scale = 1 / k + test_fraction / (1 - test_fraction)
-    return float(stats.t.ppf(0.5 + confidence / 2, k - 1)) * math.sqrt(scale * var)
+    return math.sqrt((1 / k + frac / (1 - frac)) * var)
+
+
+def t_quantile(folds: int, confidence: float = 0.95) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, folds - 1))
 
 
 def summarize(values: list[float], test_fraction: float | None = None) -> Interval:
@@ -64,7 +69,7 @@ def summarize(values: list[float], test_fraction: float | None = None) -> Interv
         raise ValueError("no fold values to summarize")
     mean = sum(values) / k
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1)) if k > 1 else math.nan
-    half = corrected_half_width(values, test_fraction if test_fraction is not None else 1 / k)
+    half = t_quantile(k) * corrected_se(values, test_fraction) if k > 1 else math.nan
     return Interval(mean, std, max(mean - half, 0.0), min(mean + half, 1.0), k)  # an accuracy stays in [0, 1]
 
 
@@ -90,13 +95,9 @@ def paired(a: list[float], b: list[float], test_fraction: float | None = None) -
         raise ValueError(f"paired comparison needs the same folds (>= 2) for both, got {len(a)} and {len(b)}")
     k = len(a)
     d = [x - y for x, y in zip(a, b)]
-    mean = sum(d) / k
-    var = sum((v - mean) ** 2 for v in d) / (k - 1)
-    frac = test_fraction if test_fraction is not None else 1 / k
-    se = math.sqrt((1 / k + frac / (1 - frac)) * var)
-    tq = float(stats.t.ppf(0.975, k - 1))
+    mean, se = sum(d) / k, corrected_se(d, test_fraction)
     p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else float(2 * stats.t.sf(abs(mean) / se, k - 1)))
-    return Comparison(mean, mean - tq * se, mean + tq * se, p, k)
+    return Comparison(mean, mean - t_quantile(k) * se, mean + t_quantile(k) * se, p, k)
 
 
 # ------------------------------------------------------------------ the protocol
