@@ -347,11 +347,11 @@ def load_state(path: Path, model, optimizer, scheduler, ema=None) -> dict:
 
 
 # ------------------------------------------------------------------ loops
-def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=0, world=1, ema=None):
+def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=0, world=1, after_step=None):
     """One training pass over this rank's share. Returns (mean loss, accuracy) over that share.
 
     ``model`` returns ``[B, classes]`` logits, or ``[T, B, classes]`` per-step logits (``StepLogits``,
-    for the per-step loss); ``ema`` (an ``AveragedModel``) is updated after every optimiser step."""
+    for the per-step loss); ``after_step()`` runs after every optimiser step (the EMA's update)."""
     model.train()
     gen = torch.Generator().manual_seed(train.seed * 100_003 + epoch)  # same order on resume
     order = torch.randperm(len(X), generator=gen)
@@ -375,8 +375,8 @@ def run_epoch(model, X, y, train: TrainConfig, device, optimizer, epoch=0, rank=
             (part_loss / g).backward()
             loss, correct_here = loss + part_loss.item() / g, correct_here + part_correct
         optimizer.step()
-        if ema is not None:
-            ema.update_parameters(ema_source(model))
+        if after_step is not None:
+            after_step()
         total_loss += loss * len(idx)
         correct += correct_here
         bar.set_postfix(loss=f"{loss:.3f}")
@@ -404,13 +404,6 @@ class StepLogits(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.network.forward_steps(x, return_state=False).logits
-
-
-def ema_source(net) -> torch.nn.Module:
-    """The StcNetwork inside ``net`` (itself, an StcSNN, a StepLogits, or DDP around either)."""
-    net = getattr(net, "module", net)
-    net = getattr(net, "model", net)
-    return getattr(net, "network", net)
 
 
 def make_ema(network: torch.nn.Module, decay: float):
@@ -621,10 +614,11 @@ def fit(run: Run, model, net, optimizer, scheduler, meta: dict, train_data, val_
     """The epochs still to run: train, validate, keep the best weights, save the whole state atomically.
     The last epoch's evaluated weights (the EMA when there is one) are kept as ``final.safetensors``."""
     (Xtr, ytr), (Xva, yva) = train_data, val_data
+    after_step = (lambda: run.ema.update_parameters(model.network)) if run.ema is not None else None
     for epoch in range(meta["epoch"] + 1, run.train.epochs + 1):
         start = time.perf_counter()
         tr_loss, tr_acc = run_epoch(net, Xtr, ytr, run.train, run.device, optimizer, epoch, run.rank, run.world,
-                                    run.ema)
+                                    after_step)
         va_loss, va_acc = validate(run.evaluated, Xva, yva, run.train, run.rank, run.world) if len(Xva) else (None, None)
         scheduler.step()
         record = {"epoch": epoch, "train_loss": round(tr_loss, 5), "train_acc": round(tr_acc, 5),

@@ -8,8 +8,10 @@ which is exactly ghost batch r of the single process's batch. BatchNorm's runnin
 not compared: DDP keeps rank 0's (it broadcasts them), the single process updates them per ghost batch.
 """
 
+import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -28,12 +30,23 @@ def parameters(path):
 
 
 
+def two_ranks(data, out) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "stc_zoo.train", *COMMON, "--data", str(data), "--out", str(out),
+                           "--batch-size", "4"], capture_output=True, text=True, timeout=240)
+
+
 def test_two_gloo_ranks_match_one_process_with_ghost_batches(tmp_path):
     data = write_tiny_nmnist(tmp_path / "data", per_class=8)  # 24 recordings: 3 batches of 8 per epoch
     ddp = tmp_path / "ddp"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "stc_zoo.train", *COMMON, "--data", str(data), "--out", str(ddp),
-                           "--batch-size", "4"], capture_output=True, text=True, timeout=240)
+    done = two_ranks(data, ddp)
+    if done.returncode != 0 and "Signal 6 (SIGABRT)" in done.stderr:
+        # Seen twice in about 100 runs, only inside a full pytest session: a gloo rank aborted (SIGABRT); the
+        # cause was not found (gloo's connection set-up or teardown racing is suspected, see
+        # pytorch/gloo#514). One fresh try; any other failure, or a second abort, fails the test.
+        warnings.warn(f"a gloo rank aborted; retrying once:\n{done.stderr[-1500:]}")
+        shutil.rmtree(ddp)
+        done = two_ranks(data, ddp)
     assert done.returncode == 0, done.stderr[:4000] + "\n...\n" + done.stderr[-2000:]
     assert "2 process(es) on cpu" in done.stdout
     train.main([*COMMON, "--data", str(data), "--out", str(tmp_path / "one"), "--batch-size", "8",
