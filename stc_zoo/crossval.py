@@ -40,7 +40,6 @@ class Interval:
     std: float  # sample standard deviation over folds
     low: float
     high: float
-    folds: int
 
     def __str__(self) -> str:
         return f"{self.mean * 100:.2f} ± {self.std * 100:.2f} [{self.low * 100:.2f}, {self.high * 100:.2f}]"
@@ -70,7 +69,7 @@ def summarize(values: list[float], test_fraction: float | None = None) -> Interv
     mean = sum(values) / k
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1)) if k > 1 else math.nan
     half = t_quantile(k) * corrected_se(values, test_fraction) if k > 1 else math.nan
-    return Interval(mean, std, max(mean - half, 0.0), min(mean + half, 1.0), k)  # an accuracy stays in [0, 1]
+    return Interval(mean, std, max(mean - half, 0.0), min(mean + half, 1.0))  # an accuracy stays in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,6 @@ class Comparison:
     low: float
     high: float
     p: float
-    folds: int
 
     @property
     def real(self) -> bool:
@@ -97,7 +95,7 @@ def paired(a: list[float], b: list[float], test_fraction: float | None = None) -
     d = [x - y for x, y in zip(a, b)]
     mean, se = sum(d) / k, corrected_se(d, test_fraction)
     p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else float(2 * stats.t.sf(abs(mean) / se, k - 1)))
-    return Comparison(mean, mean - t_quantile(k) * se, mean + t_quantile(k) * se, p, k)
+    return Comparison(mean, mean - t_quantile(k) * se, mean + t_quantile(k) * se, p)
 
 
 # ------------------------------------------------------------------ the protocol

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .data import READERS, synthetic_events
+from .data.base import EventDataset
 from .errors import StcError, WeightsUnavailableError
 from .hub.holdout import held_out, stated_result
 from .model import StcSNN, create_model
@@ -38,21 +39,24 @@ def load_model(name: str) -> tuple[StcSNN, bool]:
 
 
 def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
-                 ) -> tuple[list[np.ndarray], list[int] | None, str]:
-    """``n`` recordings of ``entry``'s dataset under ``data``, spread over the classes, or synthetic events.
+                 ) -> tuple[list[np.ndarray], list[int] | None, str, bool]:
+    """``n`` recordings of ``entry``'s dataset under ``data``, spread over the classes, or synthetic events;
+    what they are; whether the model was trained on them.
 
-    A trained model's recordings come from the hold-out its card states; an untrained one's from
-    the dataset's training split. StcError when ``data`` exists but is not that dataset.
+    A trained model's recordings come from the hold-out its card states (or, for a model trained on
+    every recording, the test split when there is one); an untrained one's from the dataset's
+    training split. StcError when ``data`` exists but is not that dataset.
     """
     sensor = model.config.input.sensor_size
     if data is None or not data.exists():
         samples = [synthetic_events(sensor, 4000, seed) for seed in range(n)]
         where = f"no data folder at {data}" if data else f"no --data and no {DATA_ENV}"
-        return samples, None, f"{n} SYNTHETIC event streams ({where})"
+        return samples, None, f"{n} SYNTHETIC event streams ({where})", False
     try:
         stated = stated_result(model.checkpoint_folder) if model.checkpoint_folder is not None else None
+        seen = False
         if stated is not None and stated.folds:
-            dataset, pool, what = unseen_or_training(data, entry, stated)
+            dataset, pool, what, seen = unseen_or_training(data, entry, stated)
         elif stated is not None:
             dataset, pool = held_out(data, stated)
             what = f"from the validation hold-out the card states ({stated.describe()}), not trained on"
@@ -64,23 +68,20 @@ def load_samples(model: StcSNN, entry: ZooEntry, data: Path | None, n: int
                        f"({entry.data_hint}): {err}") from None
     picks = [pool[i] for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
     return ([dataset.load_events(i) for i in picks], [dataset.targets[i] for i in picks],
-            f"{len(picks)} real {entry.dataset} recordings from {data}, {what}")
+            f"{len(picks)} real {entry.dataset} recordings from {data}, {what}", seen)
 
 
-SEEN = "TRAINING data"
-
-
-def unseen_or_training(data: Path, entry: ZooEntry, stated) -> tuple:
+def unseen_or_training(data: Path, entry: ZooEntry, stated) -> tuple[EventDataset, list[int], str, bool]:
     """For a model trained on every recording of its split: the test split when ``data`` has one, else
     the training recordings, said plainly (its card's accuracy is then the cross-validated estimate)."""
     try:
         dataset = READERS[entry.reader](data, "test")
-        return dataset, list(range(len(dataset))), "from the test split, never trained on"
+        return dataset, list(range(len(dataset))), "from the test split, never trained on", False
     except (FileNotFoundError, StcError):
         dataset = READERS[entry.reader](data, stated.source_split)
-        return dataset, list(range(len(dataset))), (
-            f"from its {SEEN} (it was trained on all {stated.samples} of them; the card's "
-            f"{stated.percent:.2f}% is a {stated.folds}-fold cross-validated estimate, not measured here)")
+        what = (f"from its TRAINING data (it was trained on all {stated.samples} of them; the card's "
+                f"{stated.percent:.2f}% is a {stated.folds}-fold cross-validated estimate, not measured here)")
+        return dataset, list(range(len(dataset))), what, True
 
 
 def spike_rates(model: StcSNN, x: torch.Tensor) -> list[tuple[str, float]]:
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> None:
           f"{i.split_by}, decay {i.decay}) x 2 x {i.output_size[0]}x{i.output_size[1]} (spatial /{i.spatial})")
     model.fuse_for_inference()
 
-    samples, labels, source = load_samples(model, entry, args.data, args.samples)
+    samples, labels, source, seen = load_samples(model, entry, args.data, args.samples)
     print(f"data    {source}\n")
     probs = model.predict_proba(samples)
     names = model.config.labels
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
         correct = int((probs.argmax(-1) == torch.tensor(labels)).sum())
         print(f"accuracy on these {len(labels)}: {correct}/{len(labels)}"
               + ("" if trained else f" (untrained model: chance is {100 / len(names):.0f}%)")
-              + (" (recordings it was trained on: not an accuracy estimate)" if SEEN in source else ""))
+              + (" (recordings it was trained on: not an accuracy estimate)" if seen else ""))
 
     one = samples[:1]
     x = model.compress(one)

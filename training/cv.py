@@ -64,11 +64,16 @@ ROWS += [
      {"T": 16, "ratio": 1, **AFFINE, "epochs": 40}),
 ]
 LABELS = {slug: label for slug, _, label, _ in ROWS}
-SLUGS = lambda group: [r[0] for r in ROWS if r[1] == group]  # noqa: E731
+
+
+def slugs(group: str) -> list[str]:
+    return [r[0] for r in ROWS if r[1] == group]
+
+
 TABLES = [  # (title, reference row, rows)
-    ("Compression trade-off (the same 16 fine bins; vs the uncompressed T = 16)", "t16", SLUGS("tradeoff")),
-    ("Ablations at T = 4 (vs the T = 4 row)", "t4", ["t4", *SLUGS("ablation")]),
-    ("Recipe changes at T = 4 (vs the T = 4 row)", "t4", ["t4", *SLUGS("recipe"), *SLUGS("augment")]),
+    ("Compression trade-off (the same 16 fine bins; vs the uncompressed T = 16)", "t16", slugs("tradeoff")),
+    ("Ablations at T = 4 (vs the T = 4 row)", "t4", ["t4", *slugs("ablation")]),
+    ("Recipe changes at T = 4 (vs the T = 4 row)", "t4", ["t4", *slugs("recipe"), *slugs("augment")]),
     ("T = 4 against the uncompressed T = 16 under the augmented recipe", "t16-aff-e40", ["t16-aff-e40", "aff-e40"]),
 ]
 
