@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -23,13 +25,53 @@ from .layers import MultiThresholdLIF, TemporalMix
 # Bump when a saved config or state dict changes meaning; loaders refuse newer versions.
 # Version 1 was one flat object with a ``bn_folded`` field; ``_upgrade_v1`` reads it.
 FORMAT_VERSION = 2
+MAX_CONFIG_BYTES = 1 << 16
 POOLS = ("max", "avg")
 FITS = (None, "crop", "scale")
+
+# Bounds on what a config may ask for, so a hostile or mistyped config.json is refused before
+# anything is allocated (docs/DESIGN.md, "Checkpoints from outside"). Each is far beyond any
+# zoo architecture or event camera (the largest sensors are about 1280x960).
+LIMITS = {
+    "sensor_size": 8192,  # per side, also source_size
+    "T": 1024, "ratio": 1024, "spatial": 256,
+    "channels": 4096,  # per block; at most 16 blocks
+    "blocks": 16, "hidden": 65536, "kernel_size": 31, "k_t": 64, "K": 127,  # spike counts fit int8
+    "num_classes": 100_000, "step_us": 10**10,
+    # Of the whole model: spiking neurons per step and sample (activation memory), and parameters.
+    "neurons": 1 << 25, "parameters": 1 << 28,
+}
 
 
 def _need(ok: bool, section: str, what: str) -> None:
     if not ok:
         raise ValueError(f"{section}: {what}")
+
+
+def is_int(value) -> bool:
+    """A JSON integer: not a bool, not a float (34.0 or 34.5 is refused, never truncated)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite JSON number (NaN and infinities, which Python's json reads, are refused)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _sizes(value, name: str, section: str, limit: int, count: tuple[int, ...] = (2, 3)) -> tuple[int, ...]:
+    """``value`` as a tuple of positive integers up to ``limit`` (JSON gives lists)."""
+    _need(isinstance(value, (list, tuple)) and len(value) in count and all(is_int(v) for v in value), section,
+          f"{name} must be {' or '.join(str(c) for c in count)} integers, got {value!r}")
+    _need(all(1 <= v <= limit for v in value), section, f"{name} must be in 1..{limit:,} (LIMITS), got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def _positive(obj, names: tuple[str, ...], section: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        limit = LIMITS[name]
+        _need(is_int(value) and 1 <= value <= limit, section,
+              f"{name} must be an integer in 1..{limit:,} (LIMITS), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -55,20 +97,22 @@ class InputConfig:
 
     def __post_init__(self):
         # JSON and tonic give lists or (W, H, P); keep (W, H) tuples so configs compare equal.
-        object.__setattr__(self, "sensor_size", tuple(int(v) for v in self.sensor_size)[:2])
-        for name in ("source_size", "crop_origin"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name))[:2])
-        _need(len(self.sensor_size) == 2 and min(self.sensor_size) > 0, "input",
-              f"sensor_size must be (W, H) or (W, H, P), got {self.sensor_size}")
+        size = LIMITS["sensor_size"]
+        object.__setattr__(self, "sensor_size", _sizes(self.sensor_size, "sensor_size", "input", size)[:2])
+        if self.source_size is not None:
+            object.__setattr__(self, "source_size", _sizes(self.source_size, "source_size", "input", size)[:2])
+        if self.crop_origin is not None:
+            origin = self.crop_origin
+            _need(isinstance(origin, (list, tuple)) and len(origin) == 2 and all(is_int(v) for v in origin), "input",
+                  f"crop_origin must be 2 integers, got {origin!r}")
+            object.__setattr__(self, "crop_origin", tuple(int(v) for v in origin))
         _need(self.split_by in SPLITS, "input", f"split_by must be one of {SPLITS}, got {self.split_by!r}")
-        for name in ("T", "ratio", "spatial"):
-            value = getattr(self, name)
-            _need(isinstance(value, int) and value >= 1, "input", f"{name} must be a positive integer, got {value!r}")
-        _need(isinstance(self.decay, (int, float)) and 0.0 < self.decay <= 1.0, "input",
+        _positive(self, ("T", "ratio", "spatial"), "input")
+        _need(is_number(self.decay) and 0.0 < self.decay <= 1.0, "input",
               f"decay must be in (0, 1], got {self.decay!r}")
         if self.split_by == "duration":
-            _need(isinstance(self.step_us, int) and self.step_us >= self.ratio and self.step_us % self.ratio == 0,
+            _need(is_int(self.step_us) and self.ratio <= self.step_us <= LIMITS["step_us"]
+                  and self.step_us % self.ratio == 0,
                   "input", f"split_by 'duration' needs step_us, a positive multiple of ratio={self.ratio} "
                   f"(microseconds per step), got {self.step_us!r}")
         else:
@@ -143,18 +187,17 @@ class NetworkConfig:
     surrogate_alpha: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "channels", tuple(int(v) for v in self.channels))
-        _need(isinstance(self.num_classes, int) and self.num_classes >= 2, "network",
-              f"num_classes must be an integer >= 2, got {self.num_classes!r}")
-        for name in ("kernel_size", "hidden"):
-            value = getattr(self, name)
-            _need(isinstance(value, int) and value >= 1, "network", f"{name} must be a positive integer, got {value!r}")
+        object.__setattr__(self, "channels", _sizes(self.channels, "channels", "network", LIMITS["channels"],
+                                                    tuple(range(1, LIMITS["blocks"] + 1))))
+        _positive(self, ("num_classes", "kernel_size", "hidden", "k_t", "K"), "network")
+        _need(self.num_classes >= 2, "network", f"num_classes must be an integer >= 2, got {self.num_classes!r}")
         _need(self.kernel_size % 2 == 1, "network", f"kernel_size must be odd, got {self.kernel_size}")
-        _need(len(self.channels) >= 1 and min(self.channels) >= 1, "network",
-              f"channels must be positive, got {self.channels}")
         _need(self.pool in POOLS, "network", f"pool must be one of {POOLS}, got {self.pool!r}")
-        _need(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "network",
+        _need(is_number(self.dropout) and 0.0 <= self.dropout < 1.0, "network",
               f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("v_th", "tau_init", "surrogate_alpha"):
+            _need(is_number(getattr(self, name)), "network", f"{name} must be a finite number, got "
+                  f"{getattr(self, name)!r}")
         try:
             TemporalMix.check_args(self.k_t)
             MultiThresholdLIF.check_args(**self.neuron_kwargs())
@@ -187,6 +230,25 @@ class StcConfig:
         blocks = len(self.network.channels)
         _need(min(H, W) >> blocks >= 1, "config",
               f"a {H}x{W} input cannot be pooled 2x2 {blocks} times; use fewer blocks or less spatial pooling")
+        for name, count in (("neurons", self.neurons()), ("parameters", self.parameters())):
+            _need(count <= LIMITS[name], "config", f"{count:,} {name} exceed LIMITS[{name!r}] = {LIMITS[name]:,}")
+
+    def neurons(self) -> int:
+        """Spiking neurons per step and sample (every block's output before pooling, and the hidden layer)."""
+        (H, W), n = self.input.output_size, self.network
+        return sum(c * (H >> i) * (W >> i) for i, c in enumerate(n.channels)) + n.hidden
+
+    def parameters(self) -> int:
+        """Trainable parameters of the network, counted from the config alone (nothing allocated)."""
+        (H, W), n = self.input.output_size, self.network
+        per_channel = 2 + n.k_t + 1  # BatchNorm weight and bias, mixing taps, time constant
+        total, c_in = 0, 2
+        for c in n.channels:
+            total += c * c_in * n.kernel_size ** 2 + c * per_channel
+            c_in = c
+        blocks = len(n.channels)
+        features = c_in * (H >> blocks) * (W >> blocks)
+        return total + features * n.hidden + n.hidden * 2 + n.hidden * n.num_classes + n.num_classes
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -222,11 +284,19 @@ class StcConfig:
             raise CheckpointError(f"{source}: expected a JSON object, got {type(data).__name__}")
         data = dict(data)
         version = data.pop("format_version", 1)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not is_int(version) or version < 1:
+            raise CheckpointError(f"{source}: format_version must be an integer 1..{FORMAT_VERSION}, got {version!r}")
+        if version > FORMAT_VERSION:
             raise CheckpointError(f"{source}: format_version {version!r} is newer than this stc-zoo understands "
                                   f"({FORMAT_VERSION}); upgrade stc-zoo")
         if version == 1:
             data = _upgrade_v1(data)
+        for name in SECTIONS:
+            if not isinstance(data.get(name, {}), dict):
+                raise CheckpointError(f"{source}: {name!r} must be a JSON object, got {type(data[name]).__name__}")
+        names = data.get("class_names", ())
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{source}: class_names must be a list of strings")
         unknown = sorted(set(data) - {"input", "network", "class_names"})
         unknown += [f"{s}.{k}" for s, c in SECTIONS.items() for k in sorted(set(data.get(s, {})) - _field_names(c))]
         if unknown:
@@ -239,11 +309,18 @@ class StcConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> StcConfig:
+        """Read a ``config.json`` of at most ``MAX_CONFIG_BYTES`` (a real one is about 1 KB)."""
         try:
+            size = os.path.getsize(path)
+            if size > MAX_CONFIG_BYTES:
+                raise CheckpointError(f"{path}: {size:,} bytes; a config.json holds at most {MAX_CONFIG_BYTES:,} "
+                                      "(MAX_CONFIG_BYTES)")
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: cannot read config ({err})") from None
+        except RecursionError:  # thousands of nested brackets
+            raise CheckpointError(f"{path}: cannot read config (nested too deeply)") from None
         return cls.from_dict(data, source=str(path))
 
 

@@ -205,6 +205,9 @@ class StcSNN(
         """The model of ``config`` (with ``overrides``) with the weights of a checked ``folder``, in eval
         mode on ``device``."""
         new, fresh = override(config, overrides or {})
+        with torch.device("meta"):  # shapes only: the weights file's header is checked before any allocation
+            shapes = StcNetwork(new.network, new.input.output_size)
+        checkpoint.check_header(shapes, folder / WEIGHTS_NAME, fresh)
         model = cls(new, backend=backend or "auto")
         checkpoint.load_weights(model.network, folder / WEIGHTS_NAME, fresh)
         if fresh:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DatasetError, EventFormatError
 from .base import EventDataset, check_split, download_with_tonic
-from .events import make_events
+from .events import check_file_size, make_events
 from .split import stratified_split
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -42,6 +42,7 @@ def _data_start(data: bytes) -> int:
 
 def read_aedat2_cifar10dvs(path: str | os.PathLike) -> np.ndarray:
     """Events of one CIFAR10-DVS AEDAT 2.0 recording."""
+    check_file_size(path, 8)
     data = Path(path).read_bytes()
     if not data.startswith(b"#!AER-DAT2"):
         raise EventFormatError(f"{path}: not an AEDAT 2.0 file (no '#!AER-DAT2' first line)")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DatasetError, EventFormatError
 from .base import EventDataset, check_split, download_with_tonic
-from .events import EVENT_DTYPE, make_events
+from .events import EVENT_DTYPE, check_file_size, make_events
 
 END_OF_HEADER = b"#!END-HEADER\r\n"
 PACKET_HEADER = struct.Struct("<hhiiiiii")
@@ -47,6 +47,7 @@ def _header_end(data: bytes, path) -> int:
 
 def read_aedat31(path: str | os.PathLike) -> np.ndarray:
     """All valid polarity events of an AEDAT 3.1 file, in file order."""
+    check_file_size(path, 8)
     data = Path(path).read_bytes()
     pos = _header_end(data, path)
     parts = []
@@ -58,10 +59,13 @@ def read_aedat31(path: str | os.PathLike) -> np.ndarray:
         body = capacity * esize
         if capacity < 0 or esize <= 0 or pos + body > len(data):
             raise EventFormatError(f"{path}: packet at byte {pos - PACKET_HEADER.size} claims {capacity} x {esize} bytes, file ends first")
+        if not 0 <= number <= capacity:
+            raise EventFormatError(f"{path}: packet at byte {pos - PACKET_HEADER.size} claims {number} events, "
+                                   f"outside 0..{capacity} (its capacity)")
         if etype == POLARITY_EVENT:
             if esize != 8:
                 raise EventFormatError(f"{path}: polarity events of {esize} bytes, expected 8")
-            words = np.frombuffer(data, dtype="<u4", count=2 * min(number, capacity), offset=pos)
+            words = np.frombuffer(data, dtype="<u4", count=2 * number, offset=pos)
             d, ts = words[0::2], words[1::2].astype(np.int64)
             ok = (d & 1).astype(bool)
             d = d[ok]

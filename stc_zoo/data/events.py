@@ -7,6 +7,8 @@ by ``t``.
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 
 import numpy as np
@@ -58,6 +60,37 @@ def synthetic_events(sensor_size: tuple[int, ...], n: int, seed: int = 0, durati
 
 # Working memory of compressing one event is about 80 bytes (int64 fields and index temporaries).
 MAX_EVENTS = 50_000_000
+
+
+# Encoded files are checked against the same limit before they are read: a format of ``b`` bytes
+# per event holds at most size / b events, so a file whose size alone shows more than
+# ``max_events`` is refused without allocating anything. Compressed formats (AEDAT 4, HDF5) get a
+# bound on the file size instead, MAX_FILE_BYTES.
+MAX_FILE_BYTES = 16 * MAX_EVENTS
+
+
+def check_file_size(path: str | os.PathLike, bytes_per_event: float | None, max_events: int = MAX_EVENTS) -> int:
+    """The file's size in bytes; EventFormatError naming the file and the limit when its size shows it
+    holds more than ``max_events`` events (``bytes_per_event`` of a fixed-size encoding), or when it is
+    larger than ``MAX_FILE_BYTES`` (any encoding)."""
+    size = os.path.getsize(path)
+    if bytes_per_event and size / bytes_per_event > max_events:
+        raise EventFormatError(f"{path}: {size:,} bytes hold up to {int(size // bytes_per_event):,} events, more than "
+                               f"max_events={max_events:,} (MAX_EVENTS) for one recording; crop it first")
+    if size > MAX_FILE_BYTES:
+        raise EventFormatError(f"{path}: {size:,} bytes exceed MAX_FILE_BYTES={MAX_FILE_BYTES:,} for one recording; "
+                               "crop it first")
+    return size
+
+
+def check_array_header(shape: tuple[int, ...], source: str, max_events: int = MAX_EVENTS) -> None:
+    """EventFormatError when a stored numpy array's header (read before its data) holds more than
+    ``max_events`` rows or more than four values per event: nothing is allocated for it."""
+    rows = shape[0] if shape else 1
+    values = math.prod(shape)
+    if rows > max_events or values > 4 * max_events:
+        raise EventFormatError(f"{source}: an array of shape {shape} holds more than max_events={max_events:,} "
+                               "(MAX_EVENTS) events; crop it first")
 
 
 def _check_types(events: np.ndarray, source: str) -> None:

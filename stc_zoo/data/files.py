@@ -12,6 +12,7 @@ libraries (``stc_zoo.data.formats``, the ``formats`` extra).
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..errors import EventFormatError
 from .cifar10dvs import read_aedat2_cifar10dvs
 from .dvsgesture import read_aedat31
 from . import formats
-from .events import make_events, polarity_01
+from .events import check_array_header, check_file_size, make_events, polarity_01
 from .nmnist import read_nmnist_file
 
 FORMATS = ("AEDAT 3.1 (.aedat), AEDAT 2.0 (.aedat), N-MNIST (.bin), numpy (.npy, .npz: structured x/y/t/p, "
@@ -48,9 +49,25 @@ def _events(array: np.ndarray, source: str) -> np.ndarray:
     return from_columns(array, source)
 
 
-def read_npy_events(path: str | os.PathLike) -> np.ndarray:
+def _checked_load(fileobj, source: str) -> np.ndarray:
+    """The array of an open ``.npy`` stream, its header checked against MAX_EVENTS before its data is read
+    (numpy allocates what the header claims)."""
     try:
-        array = np.load(path, allow_pickle=False)
+        version = np.lib.format.read_magic(fileobj)
+        fmt = np.lib.format
+        shape, _, _ = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fileobj)
+    except (ValueError, OSError, SyntaxError) as err:
+        raise EventFormatError(f"{source}: not a readable .npy array ({err})") from None
+    check_array_header(shape, source)
+    fileobj.seek(0)
+    return np.load(fileobj, allow_pickle=False)
+
+
+def read_npy_events(path: str | os.PathLike) -> np.ndarray:
+    check_file_size(path, None)
+    try:
+        with open(path, "rb") as f:
+            array = _checked_load(f, str(path))
     except (ValueError, OSError) as err:
         raise EventFormatError(f"{path}: not a readable .npy event array ({err})") from None
     return _events(array, str(path))
@@ -58,15 +75,21 @@ def read_npy_events(path: str | os.PathLike) -> np.ndarray:
 
 def read_npz_events(path: str | os.PathLike) -> np.ndarray:
     """``events`` (structured or (N, 4)) or separate ``x, y, t, p`` arrays of an ``.npz`` file."""
+    check_file_size(path, None)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "events" in z.files:
-                return _events(z["events"], f"{path}[events]")
-            if {"x", "y", "t", "p"} <= set(z.files):
-                x, y, t, p = (z[k] for k in "xytp")
+        with zipfile.ZipFile(path) as z:
+            names = [n.removesuffix(".npy") for n in z.namelist()]
+
+            def member(name: str) -> np.ndarray:
+                with z.open(name + ".npy") as f:
+                    return _checked_load(f, f"{path}[{name}]")  # a zip member rewinds (seek)
+
+            if "events" in names:
+                return _events(member("events"), f"{path}[events]")
+            if {"x", "y", "t", "p"} <= set(names):
+                x, y, t, p = (member(k) for k in "xytp")
                 return make_events(x, y, t, polarity_01(p, str(path)))
-            names = z.files
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
         raise EventFormatError(f"{path}: not a readable .npz file ({err})") from None
     raise EventFormatError(f"{path}: expected an array 'events' or arrays x, y, t, p; found {names}")
 

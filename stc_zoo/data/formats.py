@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EventFormatError
-from .events import make_events, polarity_01
+from .events import check_array_header, check_file_size, make_events, polarity_01
 
 INSTALL = "pip install 'stc-zoo[formats]'"
 
@@ -39,6 +39,7 @@ def _need(module: str, path: Path):
 def read_aedat4(path: str | os.PathLike) -> np.ndarray:
     """Events of every event stream of an AEDAT 4 file, in time order."""
     path = Path(path)
+    check_file_size(path, None)  # compressed packets: only the file size bounds them before decoding
     aedat = _need("aedat", path)
     try:
         parts = [packet["events"] for packet in aedat.Decoder(str(path)) if "events" in packet]
@@ -76,6 +77,7 @@ def read_prophesee(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     expelliarmus = _need("expelliarmus", path)
     encoding = prophesee_encoding(path)
+    check_file_size(path, {"evt2": 4, "dat": 8}.get(encoding))  # EVT 3.0 packs events into fewer bytes
     try:
         ev = expelliarmus.Wizard(encoding=encoding, fpath=str(path)).read()
     except Exception as err:  # noqa: BLE001 - the C reader reports damage as generic errors
@@ -92,6 +94,9 @@ def read_hdf5(path: str | os.PathLike) -> np.ndarray:
             if "events" not in f:
                 raise EventFormatError(f"{path}: no 'events' group or dataset (found {sorted(f.keys())})")
             node = f["events"]
+            for shape in ([node[k].shape for k in "xytp" if k in node] if isinstance(node, h5py.Group)
+                          else [node.shape]):
+                check_array_header(tuple(shape or ()), str(path))
             fields = {k: node[k][()] for k in "xytp"} if isinstance(node, h5py.Group) else (
                 {k: node[k] for k in "xytp"} if node.dtype.names and set("xytp") <= set(node.dtype.names) else None)
             if fields is None:

@@ -15,13 +15,13 @@ import numpy as np
 
 from ..errors import DatasetError, EventFormatError
 from .base import EventDataset, check_split, download_with_tonic
-from .events import EVENT_DTYPE
+from .events import EVENT_DTYPE, check_file_size
 
 SENSOR_SIZE = (34, 34, 2)
 
 def read_nmnist_file(path: str | os.PathLike) -> np.ndarray:
     """Events of one N-MNIST ``.bin`` file (tonic's decoder, after a size check)."""
-    size = os.path.getsize(path)
+    size = check_file_size(path, 5)
     if size % 5:
         raise EventFormatError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events (truncated?)")
     from tonic.io import read_mnist_file  # tonic's decoder; imported here to keep `import stc_zoo` light

@@ -43,14 +43,41 @@ def read_config(folder: Path) -> StcConfig:
 
 
 def check_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], what: str) -> None:
-    """CheckpointError unless ``state`` has exactly ``expected``'s tensor names and shapes."""
+    """CheckpointError unless ``state`` has exactly ``expected``'s tensor names and shapes (tensors, or
+    shape tuples as ``read_header`` gives them)."""
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{what}: tensors do not match the config's model: missing {missing}, unexpected {extra}")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if state[k].shape != v.shape]
+    wrong = [f"{k} {_shape(state[k])} != {_shape(v)}" for k, v in expected.items() if _shape(state[k]) != _shape(v)]
     if wrong:
         raise CheckpointError(f"{what}: tensor shapes do not match the config's model: {wrong}")
+
+
+def _shape(v) -> tuple[int, ...]:
+    return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+
+def read_header(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors file's header alone (no tensor is read)."""
+    try:
+        with safetensors.safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (safetensors.SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def check_header(shape_model: nn.Module, path: str | os.PathLike, fresh: tuple[str, ...] = ()) -> None:
+    """CheckpointError unless the weights file at ``path`` holds exactly the tensors of ``shape_model``
+    (a model built on the ``meta`` device: shapes, no memory), compared from the file's header, so a config
+    that does not fit its weights is refused before the real model is allocated."""
+    header = read_header(path)
+    if hasattr(shape_model, "match_form"):
+        shape_model.match_form(header)
+    own = {k: tuple(v.shape) for k, v in shape_model.state_dict().items()}
+    if fresh:
+        header = {k: v for k, v in header.items() if not k.startswith(fresh)}
+        header.update({k: v for k, v in own.items() if k.startswith(fresh)})
+    check_state(own, header, str(path))
 
 
 def load_weights(module: nn.Module, path: str | os.PathLike, fresh: tuple[str, ...] = ()) -> None:

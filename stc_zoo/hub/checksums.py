@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
 from ..errors import CheckpointError
 from .files import CHECKSUMMED, MANIFEST
+
+LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}) [ *](?P<name>.+?)\s*$")
 
 
 def sha256(path: Path) -> str:
@@ -39,9 +42,11 @@ def verify(folder: str | os.PathLike) -> None:
     if not manifest.is_file():
         raise CheckpointError(f"{manifest}: missing; cannot verify the checkpoint in {folder}")
     listed = {}
-    for line in manifest.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name.strip()] = digest.strip()
+    for line in manifest.read_text(errors="replace").splitlines():
+        # sha256sum's two forms: "<hex>  name" (text mode) and "<hex> *name" (binary mode, `sha256sum -b`)
+        match = LINE.match(line)
+        if match:
+            listed[match["name"]] = match["digest"].lower()
     for name in CHECKSUMMED:
         path = folder / name
         if name not in listed:
