@@ -29,7 +29,7 @@ from .hub.files import WEIGHTS_NAME
 from .hub.resolve import checkpoint_folder
 from .kernels import ops
 from .network import StcNetwork
-from .stream import StreamSession
+from .stream import MAX_GAP_US, StreamSession
 from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
@@ -131,11 +131,12 @@ class StcSNN(
         return self.predict_proba(events).argmax(-1)
 
     def stream(self, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
-               origin_us: int | None = None) -> StreamSession:
+               origin_us: int | None = None, max_gap_us: int = MAX_GAP_US) -> StreamSession:
         """A streaming session (``stc_zoo.stream.StreamSession``): push packets of events, get each
         completed step's output and a decision once ``threshold`` / ``min_steps`` hold. Needs a
-        duration-binned model (``config.input.split_by == "duration"``)."""
-        return StreamSession(self, threshold, min_steps, record_spikes, origin_us)
+        duration-binned model (``config.input.split_by == "duration"``). One push may move the stream
+        at most ``max_gap_us`` ahead (60 s by default); a larger jump is an EventFormatError."""
+        return StreamSession(self, threshold, min_steps, record_spikes, origin_us, max_gap_us)
 
     def fuse_for_inference(self) -> StcSNN:
         """Switch to eval mode and fold every BatchNorm into its conv; returns self."""

@@ -8,6 +8,12 @@ completed: a step ``[start, end)`` is complete once an event at or after ``end``
 membrane and the temporal mixing's past inputs between calls, so the per-step logits are
 bit-identical to the offline ``network.forward_steps`` on the same recording binned the same way
 (tests check it on the reference and the Numba paths).
+
+Time and memory stay bounded whatever the timestamps say: completed steps run through the network
+``CHUNK_STEPS`` at a time, and a push that moves the stream more than ``max_gap_us`` ahead of
+where it was (a glitched timestamp, a clock that jumped) is refused whole with an
+EventFormatError, leaving the session as it was; a live source that really pauses says so by
+pushing ``now_us`` as time passes (each push a small step), or starts a new session.
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ from .data.events import EVENT_DTYPE, check_events, check_layout
 from .errors import EventFormatError, InputError
 from .kernels import ops
 from .transforms import SpatioTemporalCompression
+
+# Steps compressed and run in one batch (bounds the memory of a push that completes many steps).
+CHUNK_STEPS = 64
+# How far one push may move the stream ahead, by default: 60 s of recording (3,000 steps of 20 ms).
+MAX_GAP_US = 60_000_000
 
 if ops.HAS_NUMBA:
     from .kernels import compress_numba
@@ -65,10 +76,12 @@ class StreamSession:
         min_steps: never decide before this many steps.
         record_spikes: report each step's spike count per spiking layer.
         origin_us: where step 0 starts; the first event's timestamp when None.
+        max_gap_us: the furthest one push may move the stream ahead (events or ``now_us``), in
+            microseconds; beyond it the push is an EventFormatError and changes nothing.
     """
 
     def __init__(self, model, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
-                 origin_us: int | None = None):
+                 origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
         config = model.config.input
         if not config.streamable:
             raise InputError(
@@ -78,7 +91,10 @@ class StreamSession:
             raise InputError(f"threshold must be in (0, 1], got {threshold!r}")
         if not isinstance(min_steps, int) or min_steps < 1:
             raise InputError(f"min_steps must be an integer >= 1, got {min_steps!r}")
+        if not isinstance(max_gap_us, int) or isinstance(max_gap_us, bool) or max_gap_us < config.step_us:
+            raise InputError(f"max_gap_us must be an integer >= one step ({config.step_us} us), got {max_gap_us!r}")
         self.model, self.threshold, self.min_steps, self.record_spikes = model, threshold, min_steps, record_spikes
+        self.max_gap_us = max_gap_us
         self.step_us = config.step_us
         # One step per sample: each completed step is compressed as its own window.
         self._one_step = SpatioTemporalCompression.from_config(dataclasses.replace(config, T=1), model.backend)
@@ -90,46 +106,67 @@ class StreamSession:
         self.origin_us: int | None = self._fixed_origin
         self.steps = 0  # completed steps
         self.decision: Decision | None = None
-        self._state, self._native, self._pending, self._last_t = None, None, [], None
+        self._state, self._native, self._pending, self._last_t, self._horizon = None, None, [], None, None
         self._logit_sum = None
 
     # ------------------------------------------------------------------ input
-    def _accept(self, events: np.ndarray) -> None:
+    def _checked(self, events: np.ndarray) -> np.ndarray:
+        """The packet, checked against the sensor and the stream so far (nothing is changed yet)."""
         sensor = self.model.config.input.camera_size
         check_layout(events, "packet")
         if not len(events):
-            return
+            return events
         # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
         if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
             events = check_events(events, sensor, "packet")
-        first, last = int(events["t"][0]), int(events["t"][-1])
+        first = int(events["t"][0])
         if self._last_t is not None and first < self._last_t:
             raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
                                    f"(t={self._last_t} us); push events in time order")
-        if self.origin_us is None:
-            self.origin_us = first
-        if first < self.origin_us:
+        if self.origin_us is not None and first < self.origin_us:
             raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({self.origin_us} us)")
-        self._pending.append(events)
-        self._last_t = last
+        return events
+
+    def _check_gap(self, origin: int, horizon: int) -> None:
+        """EventFormatError when ``horizon`` lies more than ``max_gap_us`` beyond the time reached so far."""
+        reached = max(origin, self._horizon if self._horizon is not None else origin)
+        if horizon - reached > self.max_gap_us:
+            raise EventFormatError(
+                f"packet: moves the stream from t={reached} us to t={horizon} us, {(horizon - reached) / 1e6:,.3f} s "
+                f"ahead in one push, beyond max_gap_us={self.max_gap_us:,} (a glitched timestamp?); nothing was "
+                "taken. A source that pauses pushes now_us as time passes; or reset() / a new session")
 
     def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[StepOutput]:
         """Add a packet of events (any size, possibly empty; time-ordered, after every earlier packet)
         and return the outputs of the steps it completed. ``now_us``: the stream has reached this time
-        (no event before it is still to come), which completes steps in silent stretches too."""
+        (no event before it is still to come), which completes steps in silent stretches too. A push
+        that would move the stream more than ``max_gap_us`` ahead is refused whole (EventFormatError)."""
         start = time.perf_counter()
-        if events is not None:
-            self._accept(events)
-        if self.origin_us is None:
+        if now_us is not None and (not isinstance(now_us, (int, np.integer)) or isinstance(now_us, bool) or now_us < 0):
+            raise InputError(f"now_us must be a non-negative integer (microseconds), got {now_us!r}")
+        events = self._checked(events) if events is not None else None
+        fresh = events is not None and len(events) > 0
+        origin = self.origin_us if self.origin_us is not None else (int(events["t"][0]) if fresh else None)
+        if origin is None:
             return []
-        horizon = max(self._last_t if self._last_t is not None else self.origin_us, now_us or 0)
+        last = int(events["t"][-1]) if fresh else self._last_t
+        horizon = max(last if last is not None else origin, int(now_us or 0))
+        self._check_gap(origin, horizon)
+        self.origin_us, self._horizon = origin, max(horizon, self._horizon or 0)
+        if fresh:
+            self._pending.append(events)
+            self._last_t = last
         done = (horizon - self.origin_us) // self.step_us - self.steps  # steps whose end <= horizon
-        if done <= 0:
-            return []
-        x, starts = self._compress_completed(done)
-        logits, spikes = self._forward(x)
-        per_step = 1e3 * (time.perf_counter() - start) / done
-        return [self._step_output(i, logits, spikes, starts[i], per_step) for i in range(done)]
+        outputs = []
+        while done > 0:  # in chunks: a long silent stretch costs CHUNK_STEPS steps of memory at a time
+            n = min(done, CHUNK_STEPS)
+            x, starts = self._compress_completed(n)
+            logits, spikes = self._forward(x)
+            per_step = 1e3 * (time.perf_counter() - start) / n
+            outputs += [self._step_output(i, logits, spikes, starts[i], per_step) for i in range(n)]
+            done -= n
+            start = time.perf_counter()
+        return outputs
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
         """Per-step logits ``[steps, 1, classes]`` (and spikes) of ``x``, carrying the state. The Numba

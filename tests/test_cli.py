@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_stream_replays_a_recording_step_by_step(capsys, recordings, tmp_path):
     events = read_event_file(recordings[0])
     steps = (int(events["t"][-1]) - int(events["t"][0])) // 1000 // 20 + 1  # the last packet ends past the events
     assert code == 0 and summary["steps"] == sum(line.startswith("step ") for line in lines) >= steps - 1
-    assert summary["decision_ms"] == 60.0  # any class passes 0.05: decided at min_steps = 3 steps of 20 ms
+    assert summary["recording_ms_at_decision"] == 60.0  # any class passes 0.05: decided at min_steps = 3 steps of 20 ms
     assert any(line.startswith("decision: ") for line in lines)
     code, _, err = cli(capsys, "stream", "nmnist-t4", str(recordings[0]))
     assert code == 2 and "duration-binned" in err
@@ -159,3 +160,25 @@ def test_e2e_benchmark_script_prints_its_tables(capsys, recordings):
     for row in ("e2e: stc-zoo fast path (default)", "e2e: v0.1 default", "tonic ToFrame", "stream: all 4 steps",
                 "block 1 conv 32->64 on 17x17 (sparse)", "Streaming:", "Machine:"):
         assert row in out, row
+
+
+def test_stream_refuses_a_file_with_a_glitched_timestamp(capsys, recordings, tmp_path):
+    folder = tmp_path / "stream-model"
+    create_model("nmnist-stream-20ms").save_pretrained(folder)
+    events = read_event_file(recordings[0])
+    events["t"][-1] = 10**11  # the probe's file: one timestamp 28 hours on
+    np.save(tmp_path / "glitch.npy", events)
+    begin = time.perf_counter()
+    code, out, err = cli(capsys, "stream", str(folder), str(tmp_path / "glitch.npy"), "--speed", "0")
+    assert code == 2 and "beyond a stream's max_gap_us=60,000,000" in err and "step " not in out
+    assert time.perf_counter() - begin < 30
+
+
+def test_stream_says_what_its_decision_and_first_step_mean(capsys, recordings, tmp_path):
+    folder = tmp_path / "stream-model"
+    create_model("nmnist-stream-20ms").save_pretrained(folder)
+    code, out, _ = cli(capsys, "stream", str(folder), str(recordings[0]), "--speed", "0")
+    summary = json.loads(out.splitlines()[-1])
+    assert code == 0 and "decision_ms" not in summary
+    assert summary["decision_rule"].startswith("at step T = 15 (no --threshold")
+    assert "warm-up:" in out and "not in the per-step times" in out

@@ -183,3 +183,51 @@ def test_block_and_network_step_modes():
     assert torch.equal(stepped, per_step)
     with pytest.raises(InputError, match="one step"):
         model.network(x)
+
+
+# ------------------------------------------------------------------ bounded time and memory (issue 21)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_time_jump_beyond_max_gap_is_refused_whole_and_changes_nothing(backend):
+    model = streaming_model(backend)
+    events = synthetic_events((16, 12), 100, seed=3, duration_us=30_000)
+    session = model.stream(max_gap_us=10 * STEP_US)
+    before = session.push(events)
+    state = (session.steps, session._last_t, len(session._pending))
+    with pytest.raises(EventFormatError, match=r"ahead in one push, beyond max_gap_us=80,000"):
+        session.push(now_us=int(events["t"][-1]) + 1000 * 10**6)  # the probe's push(now_us=t + 1000 s)
+    glitch = events[-1:].copy()
+    glitch["t"] += 10**11
+    with pytest.raises(EventFormatError, match=r"beyond max_gap_us"):
+        session.push(glitch)
+    assert (session.steps, session._last_t, len(session._pending)) == state
+    # A stream that advances by pushes within the limit goes on, and matches the offline forward.
+    after = session.push(now_us=int(events["t"][0]) + 9 * STEP_US)
+    expected = offline_steps(model, events, 9, origin_us=int(events["t"][0]))
+    got = torch.stack([o.logits for o in before + after])
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_steps_in_one_push_run_in_bounded_chunks(backend, monkeypatch):
+    from stc_zoo import stream
+
+    model = streaming_model(backend)
+    events = synthetic_events((16, 12), 2000, seed=4, duration_us=40 * STEP_US)
+    sizes = []
+    compress = stream.StreamSession._compress_completed
+    monkeypatch.setattr(stream, "CHUNK_STEPS", 16)
+    monkeypatch.setattr(stream.StreamSession, "_compress_completed",
+                        lambda self, done: sizes.append(done) or compress(self, done))
+    session = model.stream()
+    outputs = session.push(events, now_us=int(events["t"][0]) + 40 * STEP_US)
+    assert len(outputs) == 40 and max(sizes) == 16 and sum(sizes) == 40
+    expected = offline_steps(model, events, 40, origin_us=int(events["t"][0]))
+    assert torch.equal(torch.stack([o.logits for o in outputs]), expected)
+
+
+def test_bad_now_us_and_max_gap_are_input_errors():
+    model = streaming_model("torch")
+    with pytest.raises(InputError, match="max_gap_us must be an integer >= one step"):
+        model.stream(max_gap_us=10)
+    with pytest.raises(InputError, match="now_us must be a non-negative integer"):
+        model.stream().push(now_us=1.5)
