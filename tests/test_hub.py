@@ -168,3 +168,56 @@ def test_a_missing_local_folder_is_not_mistaken_for_a_repo(tmp_path):
 
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         StcSNN.from_pretrained(str(tmp_path / "no" / "such" / "folder"))
+
+
+# ------------------------------------------------------------------ a misbehaving server (issue 21)
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    from fakehub import FakeHub
+
+    monkeypatch.setenv("STC_ZOO_HUB_DEADLINE", "4")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "3")
+    torch.manual_seed(0)
+    folder = save_checkpoint(StcSNN(TINY), tmp_path / "served")
+    servers = []
+
+    def serve(mode):
+        servers.append(FakeHub(folder, mode).start())
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        try:
+            server.stop()
+        except OSError:
+            pass
+
+
+def test_the_fake_hub_serves_a_loadable_checkpoint(fake_hub, tmp_path):
+    out = run_client(fake_hub("ok").endpoint, tmp_path / "hf", "acme/tiny")
+    assert out["ok"], out
+
+
+@pytest.mark.parametrize("mode, match, seconds", [
+    ("trickle", r"model\.safetensors: the download did not finish within 4 s", 20),  # 1 KiB/s, for ever
+    ("huge", r"model\.safetensors: the server offers 5,368,709,120 bytes, more than", 10),  # refused unread
+    ("cut", r"could not be used|cannot be reached|RemoteProtocolError|Consistency", 120),  # half, then cut
+    ("garbled-api", r"could not be used", 20),  # API JSON of the wrong shape
+    ("dies-after-api", r"cannot be reached|could not be used|did not finish within 4 s", 20),
+])
+def test_every_failure_of_the_hub_is_a_hub_error_and_zoo_names_fall_back(fake_hub, tmp_path, monkeypatch, mode, match,
+                                                                       seconds):
+    if mode == "cut":  # let huggingface_hub's retries run out before the deadline would
+        monkeypatch.setenv("STC_ZOO_HUB_DEADLINE", "100")
+    server = fake_hub(mode)
+    out = run_client(server.endpoint, tmp_path / "hf", "acme/tiny")
+    assert out["error"] == "HubError" and "acme/tiny" in out["message"], out
+    import re
+
+    assert re.search(match, out["message"]), out["message"]
+    assert out["seconds"] < seconds, out
+    if mode == "dies-after-api":
+        server = fake_hub(mode)  # a new one for the zoo name
+    zoo = run_client(server.endpoint, tmp_path / "hf2", "nmnist-t4")
+    assert zoo["ok"] and Path(zoo["folder"]) == BUNDLED, zoo
+    assert any("bundled" in w for w in zoo["warnings"]), zoo

@@ -14,18 +14,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
-from huggingface_hub import constants, snapshot_download
+try:  # huggingface_hub's HTTP client: httpx2 (its fork) from huggingface_hub 2, httpx before
+    import httpx2
+except ImportError:  # pragma: no cover - older huggingface_hub
+    import httpx as httpx2
+
+from huggingface_hub import constants, set_client_factory, snapshot_download
 from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HFValidationError, LocalEntryNotFoundError,
                                     RepositoryNotFoundError, RevisionNotFoundError)
 from huggingface_hub.utils import validate_repo_id
 
 from .. import zoo
+from ..config import LIMITS, MAX_CONFIG_BYTES
 from ..errors import CheckpointError, HubError, WeightsUnavailableError
 from . import checksums
 from .checkpoint import require_files
-from .files import REPO_FILES
+from .files import CARD_NAME, CONFIG_NAME, MANIFEST, REPO_FILES, WEIGHTS_NAME
 
 log = logging.getLogger("stc_zoo")
 _fallbacks_logged: set[str] = set()
@@ -35,14 +42,38 @@ _fallbacks_logged: set[str] = set()
 # HF_HUB_DOWNLOAD_TIMEOUT (transfers) set them; unset, metadata gets 3 s (a zoo entry's bundled
 # copy is then used within seconds) and transfers huggingface_hub's default.
 METADATA_TIMEOUT_ENV, DEFAULT_METADATA_TIMEOUT = "HF_HUB_ETAG_TIMEOUT", 3.0
+# The whole download of one checkpoint (every request and transfer) must finish within this many
+# seconds (a read timeout bounds only the wait between bytes, so a server trickling a byte a second
+# would otherwise hold a load forever). Checkpoints are a few MB; set it higher on a slow link.
+DEADLINE_ENV, DEFAULT_DEADLINE = "STC_ZOO_HUB_DEADLINE", 300.0
+# The most a server may send for each file of a checkpoint repo (and for one API answer): a larger
+# claim (Content-Length) is refused before its first byte, a larger stream when it gets there.
+MAX_BYTES = {CONFIG_NAME: MAX_CONFIG_BYTES, WEIGHTS_NAME: 4 * LIMITS["parameters"] + (1 << 20),
+             MANIFEST: 1 << 12, CARD_NAME: 1 << 20}
+MAX_API_BYTES = 1 << 22
+
+
+class TransferRefused(Exception):
+    """A Hub answer beyond its size limit or past the download's deadline (becomes a HubError)."""
+
+
+def _seconds(env: str, default: float) -> float:
+    value = os.environ.get(env)
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise HubError(f"{env}={value!r} is not a positive number of seconds")
+    return seconds
 
 
 def metadata_timeout() -> float:
-    value = os.environ.get(METADATA_TIMEOUT_ENV)
-    try:
-        return float(value) if value else DEFAULT_METADATA_TIMEOUT
-    except ValueError:
-        raise HubError(f"{METADATA_TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+    return _seconds(METADATA_TIMEOUT_ENV, DEFAULT_METADATA_TIMEOUT)
+
+
+def download_deadline() -> float:
+    return _seconds(DEADLINE_ENV, DEFAULT_DEADLINE)
 
 
 def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
@@ -56,7 +87,7 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
     """
     where = f"{repo_id}@{revision or 'main'} ({constants.ENDPOINT})"
     try:
-        with _bounded_requests(metadata_timeout()):
+        with _bounded_requests(metadata_timeout(), download_deadline()):
             folder = Path(snapshot_download(
                 repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(REPO_FILES),
                 force_download=force_download, local_files_only=local_files_only, token=token,
@@ -67,6 +98,11 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
         raise HubError(f"{where}: no such repository, or it is private or gated (pass token=...)") from None
     except (LocalEntryNotFoundError, EntryNotFoundError, OSError) as err:
         raise HubError(f"{where}: {_why_not_downloaded(err, local_files_only)}") from None
+    except TransferRefused as err:
+        raise HubError(f"{where}: {err}") from None
+    except (httpx2.HTTPError, ValueError, TypeError, KeyError, AttributeError, AssertionError) as err:
+        # A transfer cut after huggingface_hub's retries, or an answer that is not the Hub's API.
+        raise HubError(f"{where}: the Hub's answer could not be used ({_root_cause(err)})") from None
     if (folder / checksums.MANIFEST).is_file() or require_manifest:
         try:
             checksums.verify(folder)
@@ -77,27 +113,96 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
 
 
 @contextlib.contextmanager
-def _bounded_requests(seconds: float):
-    """Bound every request huggingface_hub makes inside the block by ``seconds`` per connect and
-    per read (a read timeout limits the wait between bytes, not a whole transfer).
+def _bounded_requests(seconds: float, deadline: float):
+    """Bound every request huggingface_hub makes inside the block: ``seconds`` per connect and per
+    read, ``deadline`` seconds for all of them together, and ``MAX_BYTES`` per file.
 
     snapshot_download bounds its per-file requests (``etag_timeout``) but asks for the repo's
     info with no timeout at all, so a server that accepts and never answers would hang it; a
-    request hook on huggingface_hub's own HTTP client fills in the missing bound.
+    request hook on huggingface_hub's own HTTP client fills in the missing bound. A response hook
+    checks each answer's claimed size and wraps its body in a stream that counts bytes and time.
     """
     from huggingface_hub.utils import get_session
 
-    def bound(request):
-        timeout = request.extensions.get("timeout") or {}
-        if timeout.get("connect") is None or timeout.get("read") is None:
-            request.extensions["timeout"] = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+    ends = time.monotonic() + deadline
 
-    hooks = get_session().event_hooks["request"]
-    hooks.append(bound)
+    def bound(request):
+        left = ends - time.monotonic()
+        if left <= 0:  # retries after failures count against the deadline too
+            raise TransferRefused(f"the download did not finish within {deadline:g} s ({DEADLINE_ENV} sets the limit)")
+        # No wait of this request may outlast the deadline; unset waits get ``seconds``.
+        timeout = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {k: min(timeout.get(k) or seconds, left)
+                                         for k in ("connect", "read", "write", "pool")}
+
+    def guard(response):
+        path = response.request.url.path
+        name = path.rsplit("/", 1)[-1] if "/resolve/" in path else "the API answer"
+        limit = MAX_BYTES.get(name, MAX_API_BYTES)
+        claimed = response.headers.get(constants.HUGGINGFACE_HEADER_X_LINKED_SIZE) or response.headers.get(
+            "content-length")
+        if claimed and claimed.isdigit() and int(claimed) > limit:
+            raise TransferRefused(f"{name}: the server offers {int(claimed):,} bytes, more than a checkpoint's "
+                                  f"{name} may hold ({limit:,})")
+        response.stream = _GuardedStream(response.stream, name, limit, ends, deadline)
+
+    # huggingface_hub replaces its shared client after a connection error (close_session), so the hooks
+    # go on every client it builds meanwhile, through its client factory; the old factory comes back after.
+    from huggingface_hub.utils import _http as hf_http
+
+    previous = getattr(hf_http, "_GLOBAL_CLIENT_FACTORY", None)
+    if previous is None:  # pragma: no cover - another huggingface_hub layout: hook the current client only
+        session = get_session()
+        session.event_hooks["request"].append(bound)
+        session.event_hooks["response"].append(guard)
+        try:
+            yield
+        finally:
+            session.event_hooks["request"].remove(bound)
+            session.event_hooks["response"].remove(guard)
+        return
+
+    def hooked():
+        client = previous()
+        client.event_hooks["request"].append(bound)
+        client.event_hooks["response"].append(guard)
+        return client
+
+    set_client_factory(hooked)
     try:
         yield
     finally:
-        hooks.remove(bound)
+        set_client_factory(previous)
+
+
+class _GuardedStream(httpx2.SyncByteStream):
+    """A response body that stops with TransferRefused beyond ``limit`` bytes or past ``ends``."""
+
+    def __init__(self, stream, name: str, limit: int, ends: float, deadline: float):
+        self.stream, self.name, self.limit, self.ends, self.deadline = stream, name, limit, ends, deadline
+
+    def __iter__(self):
+        got = 0
+        for chunk in self.stream:
+            got += len(chunk)
+            if got > self.limit:
+                raise TransferRefused(f"{self.name}: the server sent more than {self.limit:,} bytes")
+            if time.monotonic() > self.ends:
+                raise TransferRefused(f"{self.name}: the download did not finish within {self.deadline:g} s "
+                                      f"({got:,} bytes of it so far; {DEADLINE_ENV} sets the limit)")
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _root_cause(err: BaseException) -> str:
+    """The deepest cause of ``err``, or the deadline or size limit that stopped it."""
+    while err.__cause__ or err.__context__:
+        if isinstance(err, TransferRefused):
+            break
+        err = err.__cause__ or err.__context__
+    return str(err) if isinstance(err, TransferRefused) else f"{type(err).__name__}: {str(err)[:160]}"
 
 
 def _why_not_downloaded(err: Exception, local_files_only: bool) -> str:
