@@ -117,23 +117,28 @@ def info(args) -> None:
 
 
 def predict(args) -> list[dict]:
-    """Classify each file; a file that cannot be read is reported and the rest still run."""
+    """Classify each file; a file that cannot be read or classified (any failure) is reported on stderr,
+    naming it, and the rest still run; exit status 1 when any file failed."""
     model = load_model(args).fuse_for_inference()
-    names = model.config.labels
+    names, minimum = model.config.labels, model.config.input.min_events
     results, failed = [], 0
     warmed = False
     for path in args.files:
         try:
             events = read_event_file(path)
+            if len(events) < minimum:  # said, not answered: an output for it would be no evidence
+                raise InputError(f"{path}: {len(events)} events, fewer than the {minimum} this model needs for a "
+                                 f"decision (T * ratio fine bins); no prediction")
             if not warmed:  # the first call pays for allocation and kernel compilation
-                model.predict_proba(events)
+                model.predict_proba(events, sources=[str(path)])
                 warmed = True
             start = time.perf_counter()
-            probs = model.predict_proba(events)[0].cpu()
+            probs = model.predict_proba(events, sources=[str(path)])[0].cpu()
             latency = 1e3 * (time.perf_counter() - start)
-        except (StcError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - any failure of one file is that file's, never the others'
             failed += 1
-            print(f"stc-zoo predict: {err}", file=sys.stderr)
+            text = str(err) if isinstance(err, (StcError, OSError)) else f"{type(err).__name__}: {err}"
+            print(f"stc-zoo predict: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
             continue
         label = int(probs.argmax())
         results.append({"file": str(path), "events": len(events), "label": label, "class": names[label],
@@ -142,8 +147,10 @@ def predict(args) -> list[dict]:
             print(json.dumps(results[-1]), flush=True)
     if not args.json and results:
         print(table(results, ["file", "events", "label", "class", "confidence", "latency_ms"]))
-        print(f"\nlatency: raw events -> probabilities, batch 1, {args.device}, after one warm-up call")
+        print(f"\nlatency: raw events -> probabilities, batch 1, {args.device}, each file timed after one warm-up call "
+              "on the first")
     if failed:
+        print(f"stc-zoo predict: {failed} of {len(args.files)} files failed (above)", file=sys.stderr)
         raise SystemExit(1)
     return results
 
@@ -245,7 +252,7 @@ def check_gaps(events: np.ndarray, max_gap_us: int, source) -> np.ndarray:
     (one glitched timestamp would otherwise replay hours of silence)."""
     from .data.events import check_layout
 
-    check_layout(events, str(source))
+    events = check_layout(events, str(source))
     if not np.all(events["t"][1:] >= events["t"][:-1]):
         events = events[np.argsort(events["t"], kind="stable")]
     gaps = np.diff(events["t"].astype(np.int64))
@@ -370,8 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as the CLI prints them: one line, no source line of anybody's code."""
+    return f"stc-zoo: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    import warnings
+
+    formatted, warnings.formatwarning = warnings.formatwarning, one_line_warning
+    try:
+        return run(argv)
+    finally:
+        warnings.formatwarning = formatted
+
+
+def run(argv: list[str]) -> int:
+    """The command ``argv`` names; its exit status."""
     if argv[:1] == ["train"]:  # its options are training's own (argparse cannot pass "--x" through)
         from . import train as training
 

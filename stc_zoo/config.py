@@ -155,6 +155,12 @@ class InputConfig:
         return 1, 0, 0
 
     @property
+    def min_events(self) -> int:
+        """The fewest events a recording needs for a decision: one per fine bin (``T * ratio``); with
+        fewer, most bins are empty and the output says nothing of the class (predict warns)."""
+        return self.T * self.ratio
+
+    @property
     def streamable(self) -> bool:
         """Whether steps can be cut as events arrive (fixed-duration binning)."""
         return self.split_by == "duration"

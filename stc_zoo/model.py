@@ -22,7 +22,7 @@ from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 
 from .config import StcConfig, field_names
-from .errors import InputError
+from .errors import InputError, TooFewEventsWarning, warn
 from .hub import checkpoint
 from .hub.card import render_card
 from .hub.files import WEIGHTS_NAME
@@ -113,22 +113,29 @@ class StcSNN(
         """``[T, B, 2, H', W']`` synaptic current -> ``[B, num_classes]`` logits."""
         return self.network(x)
 
-    def compress(self, events: Events) -> torch.Tensor:
-        """Raw events (one array or a list) -> ``[T, B, 2, H', W']`` on the model's device."""
-        if isinstance(events, np.ndarray) and events.dtype.names is None:
-            raise InputError(f"expected an event array (fields x, y, t, p) or a list of them, got a plain "
-                             f"{events.dtype} array of shape {events.shape}")
-        batch = [events] if isinstance(events, np.ndarray) else list(events)
-        return self.pipeline.batch(batch, device=self.device)
+    def compress(self, events: Events, sources: Sequence[str] | None = None) -> torch.Tensor:
+        """Raw events (one array or a list) -> ``[T, B, 2, H', W']`` on the model's device. ``sources``
+        names each recording in error messages (e.g. its file; ``events[i]`` by default)."""
+        return self.pipeline.batch(as_batch(events), device=self.device, sources=sources)
 
     @torch.no_grad()
-    def predict_proba(self, events: Events) -> torch.Tensor:
-        """Class probabilities ``[B, num_classes]`` for raw events (one array is a batch of 1)."""
-        return torch.softmax(self(self.compress(events)), dim=-1)
+    def predict_proba(self, events: Events, sources: Sequence[str] | None = None) -> torch.Tensor:
+        """Class probabilities ``[B, num_classes]`` for raw events (one array is a batch of 1).
 
-    def predict(self, events: Events) -> torch.Tensor:
-        """Predicted labels ``[B]`` for raw events."""
-        return self.predict_proba(events).argmax(-1)
+        A recording with fewer than ``config.input.min_events`` events gets a ``TooFewEventsWarning``
+        naming it: its row is computed, but says nothing of its class."""
+        batch = as_batch(events)
+        names = [f"events[{i}]" for i in range(len(batch))] if sources is None else list(sources)
+        minimum = self.config.input.min_events
+        for name, e in zip(names, batch):
+            if isinstance(e, np.ndarray) and e.ndim == 1 and len(e) < minimum:
+                warn(f"{name}: {len(e)} events, fewer than the {minimum} this model needs for a decision "
+                     f"(T * ratio = {minimum} fine bins); its prediction is no evidence of a class", TooFewEventsWarning)
+        return torch.softmax(self(self.compress(batch, names)), dim=-1)
+
+    def predict(self, events: Events, sources: Sequence[str] | None = None) -> torch.Tensor:
+        """Predicted labels ``[B]`` for raw events (warnings as ``predict_proba``)."""
+        return self.predict_proba(events, sources).argmax(-1)
 
     def stream(self, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
                origin_us: int | None = None, max_gap_us: int = MAX_GAP_US) -> StreamSession:
@@ -231,6 +238,21 @@ class StcSNN(
         """
         text = render_card(name or "stc-zoo model", self.config, bn_folded=self.network.bn_folded, **card)
         return ModelCard(text)
+
+
+def as_batch(events: Events) -> list[np.ndarray]:
+    """One event array or a sequence of them -> a non-empty list; InputError for anything else."""
+    if isinstance(events, np.ndarray):
+        if events.dtype.names is None:
+            raise InputError(f"expected an event array (fields x, y, t, p) or a list of them, got a plain "
+                             f"{events.dtype} array of shape {events.shape}")
+        return [events]
+    if events is None or isinstance(events, (str, bytes, os.PathLike)) or not isinstance(events, Sequence):
+        hint = " (read a file first: stc_zoo.data.read_event_file(path))" if isinstance(events, (str, os.PathLike)) else ""
+        raise InputError(f"expected an event array or a list of them, got {type(events).__name__}{hint}")
+    if not len(events):
+        raise InputError("expected at least one recording, got an empty list")
+    return list(events)
 
 
 def runtime(device: torch.device | str | None, backend: str | None) -> torch.device:

@@ -113,7 +113,7 @@ class StreamSession:
     def _checked(self, events: np.ndarray) -> np.ndarray:
         """The packet, checked against the sensor and the stream so far (nothing is changed yet)."""
         sensor = self.model.config.input.camera_size
-        check_layout(events, "packet")
+        events = check_layout(events, "packet")
         if not len(events):
             return events
         # One pass (a Numba kernel when installed); the checker's own message when something is wrong.

@@ -100,37 +100,40 @@ class SpatioTemporalCompression:
         return self.config.output_size
 
     def batch(self, batch: Sequence[np.ndarray], device: torch.device | str | None = None,
-              origins_us: Sequence[int] | None = None) -> torch.Tensor:
+              origins_us: Sequence[int] | None = None, sources: Sequence[str] | None = None) -> torch.Tensor:
         """Compress several event arrays at once: ``[T, B, 2, H', W']`` on ``device``.
 
         ``origins_us`` (duration binning only): where each sample's first step starts, instead of
-        at its first event; events before it fall in no step.
+        at its first event; events before it fall in no step. ``sources`` names each sample in error
+        messages (its file, say; ``events[i]`` by default).
         """
         c = self.config
         device = torch.device(device or "cpu")
+        names = [f"events[{i}]" for i in range(len(batch))] if sources is None else [str(s) for s in sources]
+        if len(names) != len(batch):
+            raise ValueError(f"sources: one name per sample, got {len(names)} for {len(batch)}")
         if c.fit:
-            batch = [fit_events(e, c, f"events[{i}]") for i, e in enumerate(batch)]
+            batch = [fit_events(e, c, names[i]) for i, e in enumerate(batch)]
         if origins_us is not None:
             if c.split_by != "duration" or len(origins_us) != len(batch):
                 raise ValueError(f"origins_us: one start per sample, for split_by 'duration' only "
                                  f"(got {len(origins_us)} for {len(batch)} samples, split_by {c.split_by!r})")
             origins_us = np.asarray(origins_us, dtype=np.int64)
         if ops.resolve_backend(self.backend, device) == "numba":
-            return self._batch_numba(batch, origins_us)
-        batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
+            return self._batch_numba(batch, origins_us, names)
+        batch = [check_events(e, c.sensor_size, names[i]) for i, e in enumerate(batch)]
         x, y, p, t, offsets = pack_events(batch, device)
         origins = None if origins_us is None else torch.from_numpy(origins_us).to(device)
         return ops.compress_events(x, y, p, t, offsets, c.sensor_size, c.T, c.ratio, c.split_by, c.spatial,
                                    c.decay, c.step_us, backend=self.backend, origins=origins)
 
-    def _batch_numba(self, batch: Sequence[np.ndarray], origins: np.ndarray | None = None) -> torch.Tensor:
+    def _batch_numba(self, batch: Sequence[np.ndarray], origins: np.ndarray | None, names: list[str]) -> torch.Tensor:
         """One pass over all events that checks and scatters them; a bad event gets
         ``check_events``'s error (unsorted timestamps: its warning, then the sorted events)."""
         from .kernels import compress_numba
 
         c = self.config
-        for i, events in enumerate(batch):
-            check_layout(events, f"events[{i}]")
+        batch = [check_layout(events, names[i]) for i, events in enumerate(batch)]
         for _ in range(2):
             # Field views of one structured array whatever the batch size, so the kernel is compiled
             # once per field dtype, never again for a new batch size.
@@ -143,7 +146,7 @@ class SpatioTemporalCompression:
                 origins))
             if code == compress_numba.OK:
                 return torch.from_numpy(frames)
-            batch = [check_events(e, c.sensor_size, f"events[{i}]") for i, e in enumerate(batch)]
+            batch = [check_events(e, c.sensor_size, names[i]) for i, e in enumerate(batch)]
         raise AssertionError(f"compression kernel refused event {index} that check_events accepts")
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:

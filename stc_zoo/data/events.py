@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import numpy as np
-from ..errors import EventFormatError
+from ..errors import EventFormatError, warn
 
 # The same dtype as tonic.io.events_struct, spelled out so importing the readers does not import tonic.
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.bool_)])
@@ -93,18 +92,26 @@ def check_array_header(shape: tuple[int, ...], source: str, max_events: int = MA
                                "(MAX_EVENTS) events; crop it first")
 
 
+UNITS = {"x": "pixel columns", "y": "pixel rows", "t": "microseconds", "p": "polarity 0/1"}
+
+
 def _check_types(events: np.ndarray, source: str) -> None:
     for field in ("x", "y", "t", "p"):
         dtype = events.dtype[field]
         if dtype.kind not in "iub":
-            raise EventFormatError(f"{source}: field {field!r} must hold integers (t in microseconds), got {dtype}")
+            raise EventFormatError(f"{source}: field {field!r} must hold integers ({field} in {UNITS[field]}), "
+                                   f"got {dtype}")
     t = events["t"]
     if t.dtype.kind == "u" and t.size and t.max() > np.iinfo(np.int64).max:
         raise EventFormatError(f"{source}: field 't' has timestamps above 2**63 - 1 (max {t.max()})")
 
 
-def check_layout(events: np.ndarray, source: str = "events", max_events: int = MAX_EVENTS) -> None:
-    """The checks of ``check_events`` that need no pass over the events: fields, shape, size, types."""
+def check_layout(events: np.ndarray, source: str = "events", max_events: int = MAX_EVENTS) -> np.ndarray:
+    """The checks of ``check_events`` that need no pass over the events: fields, shape, size, types.
+    Returns the events in the machine's byte order (a big-endian array, as some MATLAB or network
+    conversions write, is converted once, so every path reads the same values)."""
+    if events is None or not isinstance(events, np.ndarray):
+        raise EventFormatError(f"{source}: expected an event array (fields x, y, t, p), got {type(events).__name__}")
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in ("x", "y", "t", "p") if f not in names]
     if missing:
@@ -115,6 +122,9 @@ def check_layout(events: np.ndarray, source: str = "events", max_events: int = M
         raise EventFormatError(f"{source}: {len(events):,} events exceed max_events={max_events:,} for one call "
                                "(about 80 bytes each while compressing); crop the stream or raise max_events")
     _check_types(events, source)
+    if any(not events.dtype[f].isnative for f in names):
+        events = events.astype(np.dtype([(f, events.dtype[f].newbyteorder("=")) for f in names]))
+    return events
 
 
 def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str = "events",
@@ -128,7 +138,7 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str =
     long recordings, e.g. with ``tonic.transforms.CropTime``, or raise the limit). Unsorted
     timestamps are sorted (stable) with a warning. Empty streams are valid.
     """
-    check_layout(events, source, max_events)
+    events = check_layout(events, source, max_events)
     W, H = sensor_size[0], sensor_size[1]
     for field, limit in (("x", W), ("y", H)):
         try:
@@ -141,7 +151,7 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, ...], source: str =
     t = events["t"]
     if t.size and t.min() < 0:
         raise EventFormatError(f"{source}: field 't' has negative timestamps (min {t.min()})")
-    if t.size > 1 and (np.diff(t) < 0).any():
-        warnings.warn(f"{source}: timestamps not sorted; sorting them (stable)", stacklevel=2)
+    if t.size > 1 and (t[1:] < t[:-1]).any():  # not np.diff: it wraps around for unsigned fields
+        warn(f"{source}: timestamps not sorted; sorting them (stable)")
         events = events[np.argsort(t, kind="stable")]
     return events

@@ -97,6 +97,9 @@ def read_npz_events(path: str | os.PathLike) -> np.ndarray:
 def read_event_file(path: str | os.PathLike) -> np.ndarray:
     """Events of one recording file; EventFormatError naming the file if it is none of ``FORMATS``."""
     path = Path(path)
+    if path.is_dir():
+        raise EventFormatError(f"{path}: a folder, not an event file (a dataset folder is read with --data, "
+                               "e.g. stc-zoo evaluate MODEL --data ROOT; your own labelled folders with --dataset folder)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
