@@ -20,7 +20,7 @@ from . import __version__
 from .data import READERS, read_event_file, synthetic_events
 from .data.tonic_adapter import dataset_key, reader as get_reader
 from .data.compressed import compress_dataset
-from .errors import InputError, StcError, WeightsUnavailableError
+from .errors import DatasetError, InputError, StcError, WeightsUnavailableError
 from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
@@ -287,15 +287,42 @@ def evaluate(args) -> dict:
     if args.split == "val":  # the recordings the card's accuracy was measured on, drawn as it says
         stated = stated_result(model.checkpoint_folder)
         dataset, indices = held_out(args.data, stated, download=args.download)
+        reader = stated.reader
     else:
         reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
-        dataset, indices = get_reader(reader)(args.data, args.split, download=args.download), None
+        try:
+            dataset, indices = get_reader(reader)(args.data, args.split, download=args.download), None
+        except DatasetError as err:
+            raise DatasetError(f"{err}\n  (--split {args.split} is the default; a folder with only some splits takes "
+                               "--split train, or --split val for the hold-out on the model's card)") from None
     X, y = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
                             indices=indices)
     result = {"model": args.model, "data": str(args.data), "split": args.split, "samples": len(X),
               "accuracy": round(accuracy(model.network, X, y, args.batch_size), 6)}
+    if args.split != "val":  # the card's own hold-out is unseen by construction
+        seen = seen_in_training(model, reader, args.split, dataset, indices)
+        result["trained_on"] = "unknown" if seen is None else seen
+        if seen:
+            print(f"stc-zoo evaluate: note: {seen} of these {len(X)} recordings were in the model's training data "
+                  "(its card says so): this accuracy is not an estimate for unseen data", file=sys.stderr)
+        elif seen is None:
+            print("stc-zoo evaluate: note: the model has no card saying what it was trained on, so whether these "
+                  "recordings were seen in training is unknown", file=sys.stderr)
     print(json.dumps(result))
     return result
+
+
+def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -> int | None:
+    """How many of the evaluated recordings the model's card says it was trained on (None: unknown)."""
+    from .hub.holdout import trained_on
+
+    try:
+        stated = stated_result(model.checkpoint_folder)
+    except StcError:
+        return None
+    seen = trained_on(stated, reader, split, dataset.targets)
+    evaluated = range(len(dataset.targets)) if indices is None else indices
+    return len(seen.intersection(evaluated))
 
 
 # ---------------------------------------------------------------- parser

@@ -21,11 +21,13 @@ import torch
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 
+from .atomic import replace_folder_atomically
 from .config import StcConfig, field_names
 from .errors import InputError, TooFewEventsWarning, warn
 from .hub import checkpoint
 from .hub.card import render_card
-from .hub.files import WEIGHTS_NAME
+from .hub.files import REPO_FILES, WEIGHTS_NAME
+from .hub.provenance import Provenance, provenance_card
 from .hub.resolve import checkpoint_folder
 from .kernels import ops
 from .network import StcNetwork
@@ -89,6 +91,7 @@ class StcSNN(
         super().__init__()
         self.config = config  # frozen: nothing below changes it
         self.checkpoint_folder: Path | None = None  # where from_pretrained found the weights
+        self.provenance: Provenance | None = None  # what they were, for the card of a saved copy
         self.pipeline = SpatioTemporalCompression.from_config(config.input, backend)
         # A duration-binned model takes any number of steps (a stream has no fixed length).
         steps = None if config.input.streamable else config.input.T
@@ -222,7 +225,31 @@ class StcSNN(
             log.warning("stc-zoo: %s: trained backbone with a new head for %d classes (initialised at random: "
                         "train it before use)", folder.name, new.network.num_classes)
         model.checkpoint_folder = folder
+        model.provenance = Provenance.of(folder, config, model.network)
         return model.to(device).eval()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, config: dict | None = None,
+                        repo_id: str | None = None, push_to_hub: bool = False,
+                        model_card_kwargs: dict | None = None, **push_to_hub_kwargs) -> str | None:
+        """The mixin's ``save_pretrained``, written into a temporary folder beside ``save_directory`` and
+        swapped in whole (``stc_zoo.atomic.replace_folder_atomically``): a kill at any moment leaves the
+        old checkpoint or the new one there, never neither. Other files in the folder stay.
+
+        Without ``model_card_kwargs``, a model loaded with ``from_pretrained`` keeps its provenance: an
+        unchanged copy keeps the source's card (and its result), an edited one gets a card naming the
+        source and what changed, with no result (``stc_zoo.hub.provenance``).
+        """
+        target = Path(save_directory)
+        self._save_target = target
+        try:
+            replace_folder_atomically(target, lambda tmp: ModelHubMixin.save_pretrained(
+                self, tmp, config=config, model_card_kwargs=model_card_kwargs), keep=lambda name: name not in REPO_FILES)
+        finally:
+            self._save_target = None
+        if push_to_hub:
+            return self.push_to_hub(repo_id=repo_id or target.name, model_card_kwargs=model_card_kwargs,
+                                    **push_to_hub_kwargs)
+        return None
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """The mixin's hook: config, weights and ``SHA256SUMS``, refused if the model does not match its config."""
@@ -236,7 +263,13 @@ class StcSNN(
         ``CardResult``; a card without one states no accuracy and cannot be published), ``command``,
         ``extra``.
         """
-        text = render_card(name or "stc-zoo model", self.config, bn_folded=self.network.bn_folded, **card)
+        target = getattr(self, "_save_target", None)
+        if not card and name is None and self.provenance is not None and target is not None:
+            text = provenance_card(self.provenance, target, self.config, self.network)
+            if text is not None:
+                return ModelCard(text)
+        default = str(target) if target is not None else "stc-zoo model"
+        text = render_card(name or default, self.config, bn_folded=self.network.bn_folded, **card)
         return ModelCard(text)
 
 

@@ -27,12 +27,14 @@ epochs), ``export``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import random
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ from .config import StcConfig, field_names
 from .data import READERS, stratified_folds, stratified_split
 from .data.compressed import compress_dataset
 from .data.tonic_adapter import dataset_key, reader as get_reader
-from .errors import InputError, StcError
+from .errors import CheckpointError, InputError, StcError
 from .evaluation import evaluate
 from .hub.card import CardResult
 from .hub import checkpoint
@@ -289,6 +291,35 @@ def check_augmentation(X: torch.Tensor, train: TrainConfig) -> None:
 
 
 # ------------------------------------------------------------------ state on disk
+LOCK = ".train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Hold an exclusive lock on run folder ``out`` while a training writes it; TrainError when another
+    process holds it. ``flock`` locks belong to the open file, so the OS drops them when the process ends,
+    however it ends (a SIGKILL leaves nothing stuck). Where ``fcntl`` is missing (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise TrainError(f"{out} is being written by another training ({holder}); wait for it to end or choose "
+                             "another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        yield
+
+
 def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     replace_atomically(path, lambda tmp: save_file(
@@ -532,6 +563,44 @@ def resolve_run(args: argparse.Namespace, argv: list[str] | None) -> Run:
     return Run(args, out, config, train, command, resume=False, reader=args.dataset or get_entry(args.model).reader)
 
 
+def check_init_holdout(run: Run, root: str) -> bool | None:
+    """Whether the hold-out of a run that starts from ``--init`` weights is unseen by them (None: no --init or
+    no hold-out). Their card says what they were trained on (``stc_zoo.hub.holdout.trained_on``): a hold-out
+    that overlaps it is refused (its accuracy would measure memory, not generalisation); weights without a
+    card leave it unknown (False), which the run says loudly and its exported card records, so
+    ``hub/publish.py`` refuses it."""
+    from .hub.holdout import stated_result, trained_on
+
+    if not run.args.init or not run.train.has_holdout:
+        return None
+    folder = init_folder(run.args.init)
+    try:
+        stated = stated_result(folder)
+    except CheckpointError:
+        stated = None
+    dataset = get_reader(run.reader)(root, "train")
+    _, held = holdout_split(dataset.targets, run.train)
+    seen = trained_on(stated, run.reader, "train", dataset.targets)
+    if seen is None:
+        if run.rank == 0:
+            why = ("has no model card stating what it was trained on" if stated is None else
+                   f"states its result on {stated.describe()}, which are not these recordings")
+            print(f"WARNING: --init {run.args.init} {why}, so this run cannot tell whether its {len(held)} validation "
+                  "recordings are unseen; its validation accuracy is not a hold-out result, and an exported card "
+                  "says so (hub/publish.py refuses it)")
+        return False
+    overlap = sorted(seen & set(held))
+    if overlap:
+        own = stated.describe()
+        raise TrainError(
+            f"--init {run.args.init} was trained on {len(overlap)} of the {len(held)} recordings this run would hold out "
+            f"for validation (its card: {stated.stated()} on {own}), so their accuracy would say nothing of unseen "
+            f"data. Hold out what it never saw, or none: --set val_fraction=0 (trains on everything; the card then "
+            f"states no result)" + (f", or --set val_fraction={stated.val_fraction:g} --seed {stated.seed} (its own "
+                                   "hold-out)" if not stated.folds and stated.val_fraction else ""))
+    return True
+
+
 def build(run: Run):
     """The model on its device (from --init's weights when given), its DDP wrapper (or itself), AdamW
     (the backbone at ``--backbone-lr-scale`` times the head's rate; frozen blocks left out) and the
@@ -677,9 +746,15 @@ def export(run: Run, meta: dict, cv: dict | None = None) -> None:
                  "command below.\n")
         command = cv["command"]
     elif run.train.keeps_best:
+        unverified = bool(meta.get("holdout_unverified"))
         result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=run.reader,
-                            source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"])
+                            source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"],
+                            holdout_unverified=unverified)
         extra, command = f"Best epoch {meta['best_epoch']} of {meta['epochs']} (chosen on these recordings).\n", meta["command"]
+        if unverified:
+            extra = (f"**Not a verified hold-out result.** Training started from `{meta['init']}`, whose card does not "
+                     "say what it was trained on, so these validation recordings may have been in its training data.\n\n"
+                     + extra)
     else:
         result, command = None, meta["command"]
         extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
@@ -722,6 +797,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """One training run into ``--out``, holding its lock (rank 0 of a torchrun job takes it for all)."""
+    get_entry(args.model)  # an unknown name fails here, before any folder is made
+    out = Path(args.out or f"runs/{args.model}")
+    lock = run_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
+    with lock:
+        return _train_run(args, argv)
+
+
+def _train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     run = resolve_run(args, argv)
@@ -732,11 +816,12 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     train_data, val_data = load_data(run.reader, args.data, run.config, run.train,
                                       args.cache_dir or None, args.download, max(1, args.workers), args.backend)
     check_augmentation(train_data[0], run.train)
+    verified = None if run.resume else check_init_holdout(run, args.data)
     model, net, optimizer, scheduler = build(run)
     meta = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "data": args.data, "seed": run.train.seed,
             "val_fraction": run.train.val_fraction, "train_samples": len(train_data[0]),
             "val_samples": len(val_data[0]), "total_samples": len(train_data[0]) + len(val_data[0]),
-            "epochs": run.train.epochs, "command": run.command}
+            "epochs": run.train.epochs, "command": run.command, "init": args.init, "holdout_unverified": verified is False}
     meta = restore(run, model, optimizer, scheduler, meta)
     if run.rank == 0:
         print(f"{args.model}: {len(train_data[0])} train / {len(val_data[0])} validation samples "
@@ -749,7 +834,8 @@ def train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                   f"{meta['history'][-1]['val_acc']:.4f}")
         elif meta["best_epoch"]:
             print(f"best validation accuracy {meta['best_val_acc']:.4f} at epoch {meta['best_epoch']}; last epoch "
-                  f"{meta['history'][-1]['val_acc']:.4f}")
+                  f"{meta['history'][-1]['val_acc']:.4f}"
+                  + (" (NOT a verified hold-out: see the warning above)" if meta.get("holdout_unverified") else ""))
         if args.export:
             export(run, meta)
             print(f"exported to {args.export}")

@@ -73,7 +73,8 @@ class NMNIST(EventDataset):
         if folder is None:
             raise DatasetError(
                 f"no N-MNIST {split.capitalize()}/ folder under {root} "
-                "(expected <root>/Train/<label>/<idx>.bin; pass download=True to fetch it with tonic)"
+                "(expected <root>/Train/<label>/<idx>.bin; download=True in Python, or --download on the command line, "
+                "fetches the full dataset with tonic)"
             )
         self.files = sorted(folder.glob("[0-9]/*.bin"))
         if not self.files:

@@ -51,6 +51,9 @@ class CardResult:
     folds: int = 0
     std: float | None = None
     per_fold: tuple[float, ...] = ()
+    # True when the weights started from a checkpoint whose training data is unknown, so the hold-out may
+    # overlap it (training/--init); such a result is stated but hub/publish.py refuses it.
+    holdout_unverified: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "per_fold", tuple(float(a) for a in self.per_fold))
@@ -67,6 +70,9 @@ class CardResult:
         return f"{self.folds}-fold cross-validation" if self.folds else "validation"
 
     def describe(self) -> str:
+        if self.holdout_unverified:
+            return (f"validation: {self.samples} recordings held out of the {self.source_split} split "
+                    f"({self.val_fraction:.0%} per class, seed {self.seed}), NOT verified unseen by the starting weights")
         if self.folds:
             return (f"stratified {self.folds}-fold cross-validation of all {self.samples} recordings of the "
                     f"{self.source_split} split (seed {self.seed}): mean ± std over folds")
@@ -85,6 +91,7 @@ def card_data(name: str, dataset: str | None, result: CardResult | None) -> Mode
     results = None
     if result is not None:
         unused = ("val_fraction",) if result.folds else ("folds", "std", "per_fold")  # the other kind's fields
+        unused += () if result.holdout_unverified else ("holdout_unverified",)
         args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result).items()
                 if k != "accuracy" and k not in unused}
         results = [EvalResult(

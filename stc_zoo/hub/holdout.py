@@ -44,6 +44,23 @@ def held_out(root: str | os.PathLike, stated: CardResult, download: bool = False
     return dataset, held
 
 
+def trained_on(stated: CardResult | None, reader: str, split: str, targets) -> set[int] | None:
+    """Indices (into the ``split`` of dataset ``reader`` whose labels are ``targets``) of the recordings a
+    checkpoint whose card states ``stated`` was trained on: all of them for a cross-validated card (its
+    weights saw every recording), the complement of its hold-out for a hold-out card, none for another
+    dataset or split. None when it cannot be known: no card, a card without a result, or recordings that
+    are not the ones the card counted (another copy of the dataset, larger or smaller: the card names
+    recordings by position only, so which of these it saw is unknown)."""
+    if stated is None:
+        return None
+    if stated.reader != reader or stated.source_split != split:
+        return set()
+    if stated.folds or not stated.val_fraction:
+        return set(range(len(targets))) if len(targets) == stated.samples else None
+    kept, held = stratified_split(targets, stated.val_fraction, seed=stated.seed)
+    return set(kept) if len(held) == stated.samples else None
+
+
 def held_out_accuracy(model, root: str | os.PathLike, stated: CardResult, cache_dir: str | None = None) -> float:
     """Accuracy (0..1) of ``model`` (an StcSNN) on the hold-out ``stated`` describes, read from ``root``."""
     dataset, held = held_out(root, stated)

@@ -55,6 +55,10 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
     model = StcSNN.from_pretrained(folder)  # checksums, format version, every tensor present, none extra, shapes equal
     card, stated = read_card(folder / CARD_NAME)
     checked = Checked(folder, [folder / n for n in REPO_FILES], str(card), stated)
+    if stated.holdout_unverified:
+        raise CheckpointError(f"{folder / CARD_NAME}: its result is not a verified hold-out (training started from "
+                              "weights whose training data is unknown); retrain from a checkpoint with a card, or from "
+                              "scratch, to publish a result")
     if stated.folds and round(sum(stated.per_fold) / stated.folds * 100, 2) != stated.percent:
         raise CheckpointError(f"{folder / CARD_NAME}: states {stated.percent:.2f}%, but its {stated.folds} folds "
                               f"average {sum(stated.per_fold) / stated.folds * 100:.2f}%")
