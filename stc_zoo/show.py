@@ -48,9 +48,20 @@ def draw(model: StcSNN, events: np.ndarray, out: str | os.PathLike, title: str =
     return out
 
 
+def layer_names(model: StcSNN) -> dict[str, str]:
+    """What a reader calls each spiking layer: ``blocks.0.lif`` -> ``block 1: 32 channels, 34x34``."""
+    (H, W), n = model.config.input.output_size, model.config.network
+    names = {f"blocks.{i}.lif": f"block {i + 1}: {c} channels, {H >> i}x{W >> i}" for i, c in enumerate(n.channels)}
+    names["lif"] = f"hidden layer: {n.hidden} neurons"
+    return names
+
+
 def figure(model: StcSNN, events: np.ndarray, title: str = "", label: str | None = None):
     """The matplotlib Figure of one recording ``events`` through ``model``.
 
+    Rows: the events (ON and OFF apart, and their rate over time); the T compressed steps; each
+    spiking layer at each step; the class probabilities, across the whole width. Every panel has
+    a title a reader can follow, every scale a colour bar, the chart its axes.
     ``label``: the recording's true class name; marked when it is one of the model's classes.
     """
     plt = _pyplot()
@@ -59,62 +70,77 @@ def figure(model: StcSNN, events: np.ndarray, title: str = "", label: str | None
     logits, spikes = record_spikes(model.network, x)
     probs = torch.softmax(logits, -1).cpu()
     T, (W, H) = c.input.T, c.input.sensor_size
-    rows = 3 + len(spikes)
-    cols = max(T, 3)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.axis("off")
+    # Each step spans ``span`` columns so that every row fills the grid (at least 4 wide: ON, OFF, a wide rate).
+    span = -(-4 // T)
+    rows, cols = 3 + len(spikes), T * span
+    fig = plt.figure(figsize=(2.3 * max(T, 4), 2.3 * rows), layout="constrained")
+    grid = fig.add_gridspec(rows, cols)
+    quarter = cols // 4
 
-    # Row 0: the raw stream.
-    on, off = (np.histogram2d(events["y"][events["p"] == pol], events["x"][events["p"] == pol],
-                              bins=(H, W), range=((0, H), (0, W)))[0] for pol in (1, 0))
-    image = np.stack([on, np.zeros_like(on), off], -1)
-    axes[0, 0].imshow(image / max(image.max(), 1), interpolation="nearest")
-    axes[0, 0].set_title(f"{len(events):,} events\nON red, OFF blue", fontsize=8)
-    rate = axes[0, 1]
-    rate.axis("on")
+    # Row 0: the raw stream, ON and OFF in panels of their own (one colour each), then the rate over time.
+    for col, (pol, name, cmap) in enumerate(((1, "ON", "Reds"), (0, "OFF", "Blues"))):
+        ax = fig.add_subplot(grid[0, col * quarter:(col + 1) * quarter])
+        counts = np.histogram2d(events["y"][events["p"] == pol], events["x"][events["p"] == pol],
+                                bins=(H, W), range=((0, H), (0, W)))[0]
+        image = ax.imshow(counts, cmap=cmap, vmin=0, interpolation="nearest")
+        ax.set_title(f"{name} events: {int(counts.sum()):,}", fontsize=8)
+        ax.set_axis_off()
+        colorbar(fig, image, [ax], "events per pixel")
+    rate = fig.add_subplot(grid[0, 2 * quarter:])
     t = (events["t"] - events["t"].min()) / 1e3 if len(events) else np.zeros(0)
     rate.hist([t[events["p"] == 1], t[events["p"] == 0]], bins=50, color=["tab:red", "tab:blue"], histtype="step",
               label=["ON", "OFF"])
-    rate.legend(fontsize=6)
-    rate.set_title("events per bin over time", fontsize=8)
-    rate.set_xlabel("ms", fontsize=7)
+    rate.legend(fontsize=7)
+    rate.set_title(f"event rate over the recording ({len(events):,} events)", fontsize=8)
+    rate.set_xlabel("time since the first event (ms)", fontsize=7)
+    rate.set_ylabel("events per bin", fontsize=7)
     rate.tick_params(labelsize=6)
 
     # Row 1: the compressed steps.
     current = x[:, 0].cpu()
     limit = float(current.abs().max()) or 1.0
-    for step in range(T):
-        image = axes[1, step].imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu_r", vmin=-limit,
-                                     vmax=limit, interpolation="nearest")
-        axes[1, step].set_title(f"step {step + 1}/{T}: ON - OFF (red ON)", fontsize=8)
-    colorbar(fig, image, axes[1, :T], "synaptic current")
+    steps = [fig.add_subplot(grid[1, step * span:(step + 1) * span]) for step in range(T)]
+    for step, ax in enumerate(steps):
+        image = ax.imshow((current[step, 1] - current[step, 0]).numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+        ax.set_title(f"input step {step + 1}/{T}", fontsize=8)
+        ax.set_axis_off()
+    steps[0].text(-0.08, 0.5, "synaptic current\n(ON - OFF)", transform=steps[0].transAxes, rotation=90,
+                  ha="right", va="center", fontsize=8)
+    colorbar(fig, image, steps, "current: red ON, blue OFF")
 
     # One row per spiking layer: spike counts (0..K) at each step, one colour scale per layer.
+    readable = layer_names(model)
     for row, (name, s) in enumerate(spikes, start=2):
         maps = s[:, 0].mean(1) if s.ndim == 5 else s[:, 0]  # conv layers: mean over channels
         if maps.ndim == 2:  # [T, hidden]: neurons as a square-ish grid
             side = int(np.ceil(np.sqrt(maps.shape[1])))
             maps = torch.cat([maps, torch.full((T, side * side - maps.shape[1]), float("nan"))], 1).view(T, side, side)
         top = float(maps.nan_to_num().max()) or 1.0
-        for step in range(T):
-            image = axes[row, step].imshow(maps[step].numpy(), cmap="magma", vmin=0, vmax=top,
-                                           interpolation="nearest")
-            axes[row, step].set_title(f"{name} t{step + 1}: {s[step].mean():.3f} spikes/neuron", fontsize=7)
-        colorbar(fig, image, axes[row, :T], "mean spike count")
+        axes = [fig.add_subplot(grid[row, step * span:(step + 1) * span]) for step in range(T)]
+        for step, ax in enumerate(axes):
+            image = ax.imshow(maps[step].numpy(), cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+            ax.set_title(f"step {step + 1}: {s[step].mean():.3f} spikes/neuron", fontsize=7)
+            ax.set_axis_off()
+        axes[0].text(-0.08, 0.5, readable.get(name, name).replace(": ", ":\n"), transform=axes[0].transAxes,
+                     rotation=90, ha="right", va="center", fontsize=8)
+        colorbar(fig, image, axes, "mean spike count" if s.ndim == 5 else "spike count")
 
-    # Last row: the decision.
-    bars = axes[rows - 1, 0]
-    bars.axis("on")
+    # Last row, the whole width: the decision.
+    bars = fig.add_subplot(grid[rows - 1, :])
     names = c.labels
     p = probs[0].numpy()
     truth = names.index(label) if label in names else None
     bars.bar(range(len(p)), p, color=["tab:green" if i == p.argmax() else "tab:gray" for i in range(len(p))],
-             edgecolor=["black" if i == truth else "none" for i in range(len(p))])
-    bars.set_xticks(range(len(p)), names, fontsize=6, rotation=90 if len(p) > 10 else 0)
+             edgecolor=["black" if i == truth else "none" for i in range(len(p))], linewidth=1.5)
+    bars.set_xticks(range(len(p)), names, fontsize=7, rotation=90 if len(p) > 10 else 0)
+    bars.set_ylim(0, 1)
+    bars.set_xlabel("class", fontsize=8)
+    bars.set_ylabel("probability", fontsize=8)
     verdict = "" if truth is None else f"; true {names[truth]} (outlined): {'right' if truth == p.argmax() else 'wrong'}"
-    bars.set_title(f"predicted {names[int(p.argmax())]} ({p.max():.2f}){verdict}", fontsize=8)
-    bars.tick_params(labelsize=6)
+    bars.set_title(f"class probabilities (mean logits over the {T} steps): predicted {names[int(p.argmax())]} "
+                   f"({p.max():.2f}){verdict}", fontsize=8)
+    bars.tick_params(labelsize=7)
 
     fig.suptitle(title or "stc-zoo", fontsize=10)
     return fig

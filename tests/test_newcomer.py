@@ -167,7 +167,28 @@ def test_show_has_colour_bars_a_legend_and_the_true_label(tmp_path):
     events = random_events(np.random.default_rng(1), 3000, 34, 34, 300_000)
     fig = figure(model, events, label="7")
     colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-    assert len(colour_bars) == 1 + len(model.network.blocks) + 1  # current, each block, the hidden layer
+    assert len(colour_bars) == 2 + 1 + len(model.network.blocks) + 1  # ON, OFF, current, each block, hidden layer
+    titles = [ax.get_title() for ax in fig.axes]
+    assert not any("lif" in t or "blocks." in t for t in titles)  # a reader's names, not module names
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "block 1:\n32 channels, 34x34" in texts and "hidden layer:\n128 neurons" in texts
+    assert any(t.startswith("ON events") for t in titles) and any(t.startswith("OFF events") for t in titles)
+    chart = next(ax for ax in fig.axes if ax.get_title().startswith("class probabilities"))
+    assert (chart.get_xlabel(), chart.get_ylabel(), chart.get_ylim()) == ("class", "probability", (0.0, 1.0))
+    rows = {}  # no empty cells: each row's panels span the grid's columns
+    for ax in fig.axes:
+        if ax.get_label() != "<colorbar>":
+            spec = ax.get_subplotspec()
+            rows.setdefault(spec.rowspan.start, set()).update(spec.colspan)
+    assert all(cols == set(range(4)) for cols in rows.values()), rows
+    for T in (2, 3, 15):  # fewer steps than 4 panels, or many: still no empty cells
+        other = StcSNN(model.config.replace(T=T, ratio=2)).eval()
+        spans = {}
+        for ax in figure(other, events).axes:
+            if ax.get_label() != "<colorbar>":
+                spans.setdefault(ax.get_subplotspec().rowspan.start, set()).update(ax.get_subplotspec().colspan)
+        width = len(spans[0])
+        assert width >= 4 and all(cols == set(range(width)) for cols in spans.values()), (T, spans)
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     assert sorted(t.get_text() for t in legends[0].get_texts()) == ["OFF", "ON"]
     assert any("true 7" in ax.get_title() for ax in fig.axes)
