@@ -264,10 +264,12 @@ def check_gaps(events: np.ndarray, max_gap_us: int, source) -> np.ndarray:
 
 
 def warm_up(model: StcSNN, events: np.ndarray) -> float:
-    """Milliseconds of one throwaway session's first step: what the first call costs before the timed ones."""
+    """Milliseconds of a throwaway session over the recording's first two steps: what the first calls cost
+    (kernel loading, first allocations) before the timed ones."""
     begin = time.perf_counter()
     scratch = model.stream()
-    scratch.push(events[:1], now_us=int(events["t"][0]) + model.config.input.step_us)
+    end = int(events["t"][0]) + 2 * model.config.input.step_us
+    scratch.push(events[: int(np.searchsorted(events["t"], end))], now_us=end)
     return 1e3 * (time.perf_counter() - begin)
 
 

@@ -111,3 +111,47 @@ def test_python_examples_run(index):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, f"README example {index} failed:\n{code}\n{out.stderr}"
+
+
+# ------------------------------------------------------------------ shown outputs come from the current code
+def shown_outputs() -> list[tuple[str, list[str]]]:
+    """``(command, output lines)`` of every ``$ `` prompt in the README's code blocks."""
+    shown = []
+    for lang, code in BLOCKS:
+        if lang == "python":
+            continue
+        current = None  # the prompt whose output this block's lines are
+        for line in code.splitlines():
+            if line.startswith("$ "):
+                current = (line[2:].split("  #")[0].strip(), [])
+                shown.append(current)
+            elif current is not None and line.strip():
+                current[1].append(line)
+    return shown
+
+
+def without_timings(line: str) -> str:
+    """A line with its measured times replaced, which no rerun reproduces."""
+    line = re.sub(r"(compute|warm-up:) \d+\.\d+ ms", r"\1 # ms", line)
+    line = re.sub(r'("median_compute_ms_per_step"|"warmup_ms"): [\d.]+', r"\1: #", line)
+    return re.sub(r"(\s)\d+\.\d+$", r"\1#", line)  # the latency column of a table row
+
+
+SHOWN = [(c, out) for c, out in shown_outputs() if runs_here(shlex.split(c.removeprefix(".venv/bin/")))]
+
+
+@pytest.mark.parametrize("command, shown", SHOWN, ids=[c.split("  ")[0][:60] for c, _ in SHOWN])
+def test_every_output_the_readme_shows_is_what_the_command_prints(command, shown):
+    argv = shlex.split(command)
+    argv[0] = str(ROOT / argv[0])
+    out = subprocess.run(argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"{command}\n{out.stderr}"
+    printed = [without_timings(line.rstrip()) for line in out.stdout.splitlines()]
+    position = 0
+    for line in shown:  # in order; "..." stands for lines left out
+        if line.strip() == "...":
+            continue
+        expected = without_timings(line.rstrip())
+        assert expected in printed[position:], f"README shows a line {command!r} no longer prints:\n{line}\n" \
+                                               f"it prints:\n" + "\n".join(printed)
+        position = printed.index(expected, position) + 1
