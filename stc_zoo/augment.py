@@ -2,7 +2,7 @@
 events of each recording, before compression, so that what the network sees is exactly the
 compression of a plausible recording (a rotated, scaled, shifted, thinner one).
 
-The cheaper augmentations of ``stc_zoo.train`` (integer shifts and binomial thinning of the cached
+The cheaper augmentations of ``stc_zoo.training.data`` (integer shifts and binomial thinning of the cached
 compressed counts) are exact on the cache too; a rotation or a scale is not (it would resample
 counts between pixels), so a run that asks for one keeps its training recordings as events and
 compresses every batch anew (the Numba compressor takes ~1 ms per batch of 32 N-MNIST samples).

@@ -425,9 +425,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str]) -> int:
     """The command ``argv`` names; its exit status."""
     if argv[:1] == ["train"]:  # its options are training's own (argparse cannot pass "--x" through)
-        from . import train as training
+        from .training import main as train
 
-        training.main(argv[1:])  # a user's mistake exits 2 there, with one line
+        train(argv[1:])  # a user's mistake exits 2 there, with one line
         return 0
     args = build_parser().parse_args(argv)
     if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1 or getattr(args, "rounds", 1) < 1:

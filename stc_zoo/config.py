@@ -30,7 +30,7 @@ POOLS = ("max", "avg")
 FITS = (None, "crop", "scale")
 
 # Bounds on what a config may ask for, so a hostile or mistyped config.json is refused before
-# anything is allocated (docs/DESIGN.md, "Checkpoints from outside"). Each is far beyond any
+# anything is allocated (docs/DESIGN.md, "Input from outside"). Each is far beyond any
 # zoo architecture or event camera (the largest sensors are about 1280x960).
 LIMITS = {
     "sensor_size": 8192,  # per side, also source_size

@@ -147,7 +147,7 @@ class StcNetwork(nn.Module):
         if numba_path:
             from . import network_numba
 
-            steps = network_numba.forward_steps(self, x, state, record, return_state)
+            steps = Steps(*network_numba.forward_steps(self, x, state, record, return_state))
         else:
             steps = self._reference_steps(x.to(self.fc1.weight.dtype), state, record)
         return steps if return_state else steps._replace(state=None)

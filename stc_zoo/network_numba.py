@@ -123,10 +123,9 @@ def _layers(w: _Weights) -> list[tuple[str, tuple[int, ...], int, int]]:
 
 
 def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_state: bool = True):
-    """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient).
+    """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient): ``(logits [T, B,
+    classes], state or None, spikes or None)``, which the network returns as its ``Steps``.
     Raises InputError if ``x`` holds NaN or Inf (checked by the first conv)."""
-    from .network import Steps
-
     w = weights(network)
     T, B = x.shape[:2]
     native = rest_state(network, B, state, w)
@@ -134,7 +133,7 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
     new_state = None
     if return_state:
         new_state = {name: _state_out(*native[name], size) for name, size, _, _ in _layers(w)}
-    return Steps(torch.from_numpy(logits).view(T, B, -1), new_state, spikes)
+    return torch.from_numpy(logits).view(T, B, -1), new_state, spikes
 
 
 def rest_state(network, batch: int, state: dict | None = None,

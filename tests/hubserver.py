@@ -11,7 +11,6 @@ Clients run in subprocesses (``run_client``) because huggingface_hub reads ``HF_
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil

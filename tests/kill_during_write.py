@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 pattern, nth, mode, *argv = sys.argv[1:]
-from stc_zoo import train
+from stc_zoo import training as train
 
 real_replace, seen = os.replace, []
 

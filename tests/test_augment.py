@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from eventfiles import random_events, write_tiny_nmnist
-from stc_zoo import StcConfig, train
+from stc_zoo import StcConfig
+from stc_zoo import training as train
+from stc_zoo.training.data import augments_events, drop_events
 from stc_zoo.augment import AugmentedEvents, EventAugment
 from stc_zoo.config import InputConfig, NetworkConfig
 from stc_zoo.transforms import SpatioTemporalCompression
@@ -54,10 +56,10 @@ def test_event_dropout_drops_about_p_and_keeps_order():
 
 def test_thinning_the_cache_keeps_counts_and_their_expectation():
     x = torch.randint(0, 6, (64, 4, 2, 8, 8)).float()
-    thinned = train.drop_events(x, 0.25, torch.Generator().manual_seed(0))
+    thinned = drop_events(x, 0.25, torch.Generator().manual_seed(0))
     assert torch.all(thinned <= x) and torch.equal(thinned, thinned.round())
     assert abs(thinned.sum().item() / x.sum().item() - 0.75) < 0.01
-    assert torch.equal(train.drop_events(x, 0.0, torch.Generator()), x)
+    assert torch.equal(drop_events(x, 0.0, torch.Generator()), x)
 
 
 def test_augmented_batches_are_the_compression_of_augmented_events_and_reproducible():
@@ -91,6 +93,6 @@ def test_a_run_with_rotation_trains_on_events(tmp_path):
                        "--set", "surrogate=arctan", "--set", "rotate=10", "--set", "scale=0.1",
                        "--set", "val_fraction=0.25", "--epochs", "2", "--threads", "1"])
     assert meta["epoch"] == 2 and meta["train_samples"] == 18
-    assert train.augments_events(train.TrainConfig(rotate=5), StcConfig(InputConfig(SIZE, 4, 4), NetworkConfig()))
-    assert not train.augments_events(train.TrainConfig(event_drop=0.2), StcConfig(InputConfig(SIZE, 4, 4),
+    assert augments_events(train.TrainConfig(rotate=5), StcConfig(InputConfig(SIZE, 4, 4), NetworkConfig()))
+    assert not augments_events(train.TrainConfig(event_drop=0.2), StcConfig(InputConfig(SIZE, 4, 4),
                                                                                   NetworkConfig()))

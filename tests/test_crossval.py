@@ -10,7 +10,9 @@ import pytest
 from scipy import stats
 
 from eventfiles import write_tiny_nmnist
-from stc_zoo import StcSNN, crossval, train
+from stc_zoo import StcSNN
+from stc_zoo import training as train
+from stc_zoo.training import crossval
 from stc_zoo.data import stratified_folds
 from stc_zoo.errors import CheckpointError
 from stc_zoo.hub.card import CardResult, read_card

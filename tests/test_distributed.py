@@ -13,12 +13,10 @@ import subprocess
 import sys
 import warnings
 
-import pytest
-import torch
 from safetensors.torch import load_file
 
 from eventfiles import write_tiny_nmnist
-from stc_zoo import train
+from stc_zoo import training as train
 
 COMMON = ["--model", "nmnist-t4", "--set", "channels=[4]", "--set", "hidden=8", "--set", "surrogate=arctan", "--set", "T=2", "--set", "ratio=2",
           "--set", "shift=0", "--set", "val_fraction=0", "--epochs", "2", "--lr", "0.01", "--threads", "1",

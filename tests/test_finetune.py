@@ -73,7 +73,7 @@ def train_args(data, out, *extra):
 
 
 def test_init_from_the_zoo_with_frozen_blocks_trains_only_the_classifier(data, tmp_path):
-    from stc_zoo import train
+    from stc_zoo import training as train
 
     start = StcSNN.from_pretrained("nmnist-t4").network.state_dict()
     train.main(train_args(data, tmp_path / "ft", "--init", "nmnist-t4", "--freeze-blocks",
@@ -87,7 +87,7 @@ def test_init_from_the_zoo_with_frozen_blocks_trains_only_the_classifier(data, t
 
 
 def test_init_that_needs_another_architecture_is_one_line(data, tmp_path, capsys):
-    from stc_zoo import train
+    from stc_zoo import training as train
 
     other = tmp_path / "narrow"
     StcSNN(StcSNN.from_pretrained("nmnist-t4").config.replace(channels=(8, 16))).save_pretrained(other)

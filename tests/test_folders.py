@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from eventfiles import random_events, write_nmnist
 from stc_zoo import StcSNN
@@ -68,7 +67,7 @@ def test_npz_and_column_arrays(tmp_path):
 
 
 def test_train_on_a_folder_from_the_zoo_and_reproduce_the_card(tmp_path, capsys):
-    from stc_zoo import train
+    from stc_zoo import training as train
     from stc_zoo.cli import main
 
     root = write_folder(tmp_path / "shapes")
@@ -88,7 +87,7 @@ def test_train_on_a_folder_from_the_zoo_and_reproduce_the_card(tmp_path, capsys)
 
 
 def test_an_off_sensor_recording_is_named(tmp_path, capsys):
-    from stc_zoo import train
+    from stc_zoo import training as train
 
     root = write_folder(tmp_path / "shapes")
     ev = random_events(np.random.default_rng(0), 100, 40, 40, 1000)
@@ -165,7 +164,7 @@ class FakeTonicShapes:
 def test_any_tonic_dataset_by_name(tmp_path, monkeypatch, capsys):
     import tonic.datasets
 
-    from stc_zoo import train
+    from stc_zoo import training as train
     from stc_zoo.cli import main
     from stc_zoo.data.tonic_adapter import reader
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from eventfiles import write_tiny_nmnist
-from stc_zoo import StcConfig, StcSNN, train
+from stc_zoo import StcConfig, StcSNN
+from stc_zoo import training as train
 from stc_zoo.cli import main as cli_main
 from stc_zoo.hub import publish
 from stc_zoo.hub.card import CardResult, read_card

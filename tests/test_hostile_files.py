@@ -162,3 +162,47 @@ def test_a_good_aedat31_file_still_reads(tmp_path):
     events = random_events(np.random.default_rng(1), 50, 128, 128, 10_000)
     write_aedat31(tmp_path / "ok.aedat", events)
     assert np.array_equal(read_event_file(tmp_path / "ok.aedat")["t"], events["t"])
+
+
+# ------------------------------------------------------------------ beyond the listed cases: fuzzing
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True)
+                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
+FIELDS = [("input", k) for k in ("sensor_size", "T", "ratio", "split_by", "spatial", "decay", "step_us", "fit",
+                                 "source_size", "crop_origin")] + \
+         [("network", k) for k in ("num_classes", "channels", "kernel_size", "pool", "hidden", "dropout", "k_t", "K",
+                                   "v_th", "tau_init", "reset", "detach_reset", "surrogate", "surrogate_alpha")]
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.sampled_from(FIELDS), JSON), min_size=1, max_size=3))
+def test_any_config_value_loads_or_is_a_checkpoint_error(checkpoint, edits):
+    """Whatever a config.json's fields hold, loading gives a model or a CheckpointError: never another
+    exception, never an allocation beyond the weights' own size."""
+    data = json.loads((zoo.get_entry("nmnist-t4").bundled / "config.json").read_text())
+    for (section, key), value in edits:
+        data[section][key] = value
+    (checkpoint / "config.json").write_text(json.dumps(data))
+    (checkpoint / "SHA256SUMS").unlink(missing_ok=True)
+    try:
+        StcSNN.from_pretrained(checkpoint)
+    except CheckpointError:
+        pass
+
+
+@FUZZ
+@given(header=st.tuples(st.integers(-2, 3), st.integers(-3, 3), st.integers(-16, 16), st.integers(0, 2**31 - 1),
+                        st.integers(-2**31, 2**31 - 1), st.integers(-4, 40), st.integers(-8, 40), st.integers(-4, 40)),
+       body=st.binary(max_size=400))
+def test_any_aedat31_packet_header_reads_or_is_an_event_format_error(tmp_path_factory, header, body):
+    path = tmp_path_factory.mktemp("aedat") / "fuzz.aedat"
+    path.write_bytes(AEDAT31_HEADER + struct.pack("<hhiiiiii", *header) + body)
+    try:
+        events = read_event_file(path)
+    except EventFormatError:
+        return
+    assert len(events) <= len(body) // 8

@@ -18,7 +18,7 @@ from stc_zoo.config import FORMAT_VERSION
 from stc_zoo.data import NMNIST, stratified_folds
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.evaluation import accuracy
-from stc_zoo import train
+from stc_zoo import training as train
 from stc_zoo.zoo import get_entry
 
 

@@ -16,7 +16,7 @@ from eventfiles import SUBSET, random_events, write_nmnist, write_tiny_nmnist
 from hubserver import run_client
 from stc_zoo import DeviceError, StcSNN, create_model
 from stc_zoo.cli import main as cli
-from stc_zoo import train
+from stc_zoo import training as train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("extra, message", [
     ([], "no N-MNIST Train/ folder under"),
-    (["--set", "T=eight"], "T must be a positive integer, got 'eight'"),
+    (["--set", "T=eight"], "T must be an integer in 1..1,024 (LIMITS), got 'eight'"),
     (["--set", "surrogate=box"], "surrogate"),
     (["--set", "epochs=-1"], "epochs must be an integer >= 1"),
 ])

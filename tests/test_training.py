@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from stc_zoo.hub import publish
 from eventfiles import write_tiny_nmnist
 from stc_zoo import StcSNN
 
-from stc_zoo import train
+from stc_zoo import training as train
 
 TINY = ["--set", "channels=[4]", "--set", "hidden=8", "--set", "surrogate=arctan", "--set", "T=2", "--set", "ratio=2",
         "--batch-size", "8", "--set", "val_fraction=0.25", "--threads", "1"]
@@ -37,7 +36,9 @@ def metrics(out):
 def test_interrupted_and_resumed_run_equals_uninterrupted(data, tmp_path, monkeypatch, capsys):
     run(data, tmp_path / "whole", "--epochs", "3")
 
-    real_epoch, calls = train.run_epoch, []
+    from stc_zoo.training import loop
+
+    real_epoch, calls = loop.run_epoch, []
 
     def dies_in_second_training_epoch(*args, **kwargs):
         calls.append(1)  # run_epoch is the training pass only
@@ -45,11 +46,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(data, tmp_path, monkey
             raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(train, "run_epoch", dies_in_second_training_epoch)
+    monkeypatch.setattr(loop, "run_epoch", dies_in_second_training_epoch)
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path / "cut", "--epochs", "3")
     assert json.loads((tmp_path / "cut" / "metrics.jsonl").read_text())["epoch"] == 1
-    monkeypatch.setattr(train, "run_epoch", real_epoch)
+    monkeypatch.setattr(loop, "run_epoch", real_epoch)
     with pytest.raises(SystemExit, match="2"):
         run(data, tmp_path / "cut", "--epochs", "3")
     assert "pass --resume to continue it" in capsys.readouterr().err

@@ -7,7 +7,7 @@
 Every row is one recipe (the nmnist-t4 entry with the row's overrides) run through the protocol of
 ``stc-zoo train --folds K`` (stratified folds, fixed schedule, each fold's last epoch; nothing
 selected on the held-out folds), all rows on the same folds so that rows are compared fold by fold
-(paired, corrected resampled t-test: ``stc_zoo.crossval``). Rows already finished are kept; a cut
+(paired, corrected resampled t-test: ``stc_zoo.training.crossval``). Rows already finished are kept; a cut
 run continues where it stopped. ``--report`` reads ``OUT/<row>/cv.json``, times batch-1 inference
 (raw events -> logits, the CPU fast path) of each row's fold-1 model in one process, interleaved,
 and rewrites the section of RESULTS.md between its markers.
@@ -114,7 +114,7 @@ def train_rows(args, rows) -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(one, jobs):
             print(line, flush=True)
-    from stc_zoo import crossval
+    from stc_zoo.training import crossval
 
     for slug, _, label, changes in rows:
         try:
@@ -157,7 +157,7 @@ def latencies(args, rows) -> dict[str, float]:
 def report(args, rows) -> str:
     import torch
 
-    from stc_zoo import crossval
+    from stc_zoo.training import crossval
 
     cvs = {slug: json.loads((Path(args.out) / slug / crossval.CV_FILE).read_text()) for slug, *_ in rows}
     lat = latencies(args, rows)

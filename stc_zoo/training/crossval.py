@@ -29,6 +29,10 @@ from pathlib import Path
 
 from scipy import stats
 
+from .config import TrainConfig, TrainError, resolve_configs
+from .run import command_line, export_finished, train_run
+from .state import FINAL, RUN, STATE, read_meta
+
 CV_FILE, RESULT_FILE = "cv.json", "result.json"
 
 
@@ -118,25 +122,23 @@ def final_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
 def run_or_continue(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     """Train the run ``args`` describes, continuing it if its folder holds part of it; its metadata (read
     back when it had already finished). Refuses a folder that holds a run of another configuration."""
-    from . import train
-
     out = Path(args.out)
-    if (out / train.RUN).is_file():
-        saved = json.loads((out / train.RUN).read_text())
-        config, recipe = train.resolve_configs(args)
+    if (out / RUN).is_file():
+        saved = json.loads((out / RUN).read_text())
+        config, recipe = resolve_configs(args)
         as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples were saved as lists
-        wanted, defaults = as_json(asdict(recipe)), as_json(asdict(train.TrainConfig()))
+        wanted, defaults = as_json(asdict(recipe)), as_json(asdict(TrainConfig()))
         # a field added after the run was written must still hold its default
         same_train = all(saved["train"].get(k, defaults[k]) == v for k, v in wanted.items())
         if saved["model"] != as_json(config.to_dict()) or not same_train:
-            raise train.TrainError(f"{out} holds a run of another configuration; choose another --out "
+            raise TrainError(f"{out} holds a run of another configuration; choose another --out "
                                    "(or delete it to start again)")
-        if (out / train.FINAL).is_file():  # written after the last epoch's state: nothing left to do
-            return train.read_meta(out / train.STATE)
+        if (out / FINAL).is_file():  # written after the last epoch's state: nothing left to do
+            return read_meta(out / STATE)
         args.resume = True
     export, args.export = args.export, None  # exported by the caller, with what it knows
     try:
-        return train.train_run(args, argv)
+        return train_run(args, argv)
     finally:
         args.export = export
 
@@ -151,8 +153,6 @@ def record_fold(out: Path, meta: dict) -> None:
 
 def collect(out: Path, folds: int, command: str) -> dict:
     """``cv.json``: every fold's result and their summary; TrainError naming a fold that has not finished."""
-    from .train import TrainError
-
     results = []
     for i in range(1, folds + 1):
         path = out / f"fold-{i}" / RESULT_FILE
@@ -177,18 +177,16 @@ def collect(out: Path, folds: int, command: str) -> dict:
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     """``--folds K`` of ``stc-zoo train``: every fold (or ``--fold i`` alone), then cv.json, then with
     ``--export`` the run on every recording and its export. Returns cv.json's content (None for one fold)."""
-    from . import train
-
     if args.folds < 2:
-        raise train.TrainError(f"--folds must be at least 2, got {args.folds}")
+        raise TrainError(f"--folds must be at least 2, got {args.folds}")
     if args.fold is not None and not 1 <= args.fold <= args.folds:
-        raise train.TrainError(f"--fold must be in 1..{args.folds}, got {args.fold}")
+        raise TrainError(f"--fold must be in 1..{args.folds}, got {args.fold}")
     if args.resume:
-        raise train.TrainError("--folds continues a cut run by itself: rerun the same command without --resume")
+        raise TrainError("--folds continues a cut run by itself: rerun the same command without --resume")
     if args.fold is not None and args.export:
-        raise train.TrainError("--export trains on every recording after all folds; leave out --fold")
+        raise TrainError("--export trains on every recording after all folds; leave out --fold")
     out = Path(args.out or f"runs/{args.model}-cv{args.folds}")
-    command = train.command_line(argv)
+    command = command_line(argv)
     for i in [args.fold] if args.fold is not None else range(1, args.folds + 1):
         print(f"fold {i}/{args.folds} -> {out / f'fold-{i}'}")
         record_fold(out / f"fold-{i}", run_or_continue(fold_args(args, out, i), argv))
@@ -201,6 +199,6 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     if args.export:
         final = final_args(args, out)
         run_or_continue(final, argv)
-        train.export_finished(final, cv)
+        export_finished(final, cv)
         print(f"exported the run on every recording to {args.export}")
     return cv

@@ -1,0 +1,62 @@
+"""A finished run as a Hub-ready folder (``save_pretrained``), with a card stating the result and how it
+was measured: the hold-out's accuracy, the cross-validated estimate of the recipe, or none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..hub.card import CardResult
+from ..hub.checkpoint import load_weights
+from ..model import StcSNN
+from ..zoo import get_entry
+from .state import BEST, FINAL
+
+
+def export(run, meta: dict, cv: dict | None = None) -> None:
+    """The kept weights of ``run`` (a ``run.Run``: best validation epoch or last, ``TrainConfig.keep``) as a folder,
+    with a card stating the result and how it was measured: the hold-out's accuracy, or for a run on
+    every recording the cross-validated estimate ``cv`` (cv.json's content) of its recipe, or none."""
+    entry = get_entry(run.args.model)
+    model = StcSNN(run.config)
+    load_weights(model.network, run.out / (BEST if run.train.keeps_best else FINAL))
+    if run.reader != entry.reader:  # another dataset than the entry's: named after the export, not the zoo entry
+        what = (f"the labelled folder `{meta['data']}`" if run.reader == "folder"
+                else f"`{meta['data']}` read as {run.reader}")
+        name = Path(run.args.export).name
+        dataset = (f"labelled event folder {Path(meta['data']).name}" if run.reader == "folder"
+                   else run.reader.removeprefix("tonic:"))
+        data_note = (f"Trained on {meta['train_samples']} recordings of {what} (classes: {', '.join(run.config.labels)})"
+                     + (f", starting from `{run.args.init}`." if run.args.init else "."))
+    else:
+        is_subset = entry.reader == "nmnist" and meta["total_samples"] < 60000  # full N-MNIST train: 60,000
+        name, dataset = entry.name, entry.dataset
+        data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
+                     + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
+                        "dataset." if is_subset else f" ({entry.dataset} training split)."))
+    if cv is not None:
+        result = CardResult(accuracy=cv["mean"], samples=cv["samples"], reader=run.reader, source_split="train",
+                            val_fraction=0.0, seed=cv["seed"], folds=cv["folds"], std=cv["std"],
+                            per_fold=tuple(cv["per_fold"]))
+        extra = (f"The exported weights are the last epoch ({meta['epochs']} of a fixed schedule{', EMA' if run.train.ema else ''}) "
+                 f"of the same recipe trained on all {meta['train_samples']} recordings; the accuracy above is that "
+                 f"recipe's {cv['folds']}-fold cross-validated estimate (each fold's model trained on the other folds, "
+                 f"measured on its last epoch; nothing was selected on the held-out folds). Per fold: "
+                 f"{', '.join(f'{a * 100:.1f}%' for a in cv['per_fold'])}; corrected 95% interval of the mean "
+                 f"[{cv['ci95'][0] * 100:.2f}, {cv['ci95'][1] * 100:.2f}]. Reproduce everything with the training "
+                 "command below.\n")
+        command = cv["command"]
+    elif run.train.keeps_best:
+        unverified = bool(meta.get("holdout_unverified"))
+        result = CardResult(accuracy=meta["best_val_acc"], samples=meta["val_samples"], reader=run.reader,
+                            source_split="train", val_fraction=meta["val_fraction"], seed=meta["seed"],
+                            holdout_unverified=unverified)
+        extra, command = f"Best epoch {meta['best_epoch']} of {meta['epochs']} (chosen on these recordings).\n", meta["command"]
+        if unverified:
+            extra = (f"**Not a verified hold-out result.** Training started from `{meta['init']}`, whose card does not "
+                     "say what it was trained on, so these validation recordings may have been in its training data.\n\n"
+                     + extra)
+    else:
+        result, command = None, meta["command"]
+        extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
+    model.save_pretrained(run.args.export, model_card_kwargs=dict(
+        name=name, dataset=dataset, data_note=data_note, result=result, command=command, extra=extra))
