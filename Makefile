@@ -33,3 +33,32 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The GPU check (issue 25): `make gpu-wheels` here (a machine with a package registry) puts into .gpu/
+# what the GPU machine cannot fetch: this package's wheel, tonic and SpikingJelly with what they need
+# beyond that machine's own torch, Triton, numpy, scipy, h5py, numba (Python 3.12 wheels; expelliarmus, which
+# tonic lists but does not import, has none for 3.12 and stays behind), 20 N-MNIST
+# recordings of ../shared (never committed: .gpu/ is ignored) and the commit. On the GPU machine
+# (carry .gpu), `make gpu-report` installs them beside its Python and runs the report into $(GPU_OUT).
+GPU_OUT ?= $(if $(OUT),$(OUT),runs/gpu-report)
+GPU_SITE := /tmp/stc-zoo-site
+GPU_WHEELS := tonic==1.7.0 importRosbag==1.0.4 spikingjelly==2.0.0 loguru==0.7.3 SciencePlots==2.2.2
+PLATFORMS := --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+	--platform manylinux2014_x86_64 --platform manylinux1_x86_64
+
+.PHONY: gpu-wheels gpu-report
+
+gpu-wheels: setup
+	rm -rf .gpu && mkdir -p .gpu/wheels .gpu/data
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w .gpu/wheels .
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(PLATFORMS) -d .gpu/wheels $(GPU_WHEELS)
+	for d in 0 1 2 3 4 5 6 7 8 9; do mkdir -p .gpu/data/$$d; \
+		ls ../shared/data/nmnist-subset/Train/$$d/*.bin | head -2 | xargs -I{} cp {} .gpu/data/$$d/; done
+	git rev-parse HEAD > .gpu/commit.txt
+	du -sh .gpu
+
+gpu-report:
+	python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+		--target $(GPU_SITE) .gpu/wheels/*.whl
+	PYTHONPATH=$(GPU_SITE) PYTHONUNBUFFERED=1 python3 benchmarks/gpu_report.py $(GPU_OUT) $(GPU_REPORT_FLAGS)

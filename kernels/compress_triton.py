@@ -96,6 +96,6 @@ def compress_events(
             x, y, p, t, offsets, _weights(t.device, ratio, float(decay)), out,
             t.numel(), B, W, H, Ws, Hs, splits, step_us // ratio,
             N_BINS=T * ratio, RATIO=ratio, SPATIAL=spatial, BY_TIME=split_by != "number",
-            BY_DURATION=split_by == "duration", BLOCK=_BLOCK,
+            BY_DURATION=split_by == "duration", BLOCK=_BLOCK, enable_fp_fusion=False,
         )
     return out.view(T, B, 2, Hs, Ws).float()

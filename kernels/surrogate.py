@@ -16,6 +16,7 @@ the hard staircase and check the hand-written backward with ``torch.autograd.gra
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -53,13 +54,29 @@ def smooth_step(u: torch.Tensor, name: str, alpha: float) -> torch.Tensor:
     raise AssertionError  # unreachable
 
 
+def divide(h: torch.Tensor, v_th: float) -> torch.Tensor:
+    """``h / v_th`` as one IEEE division on every device. PyTorch's CUDA kernels divide a tensor by a
+    Python number as a multiplication by its reciprocal (one rounding more: "may lose one bit of
+    precision", BinaryDivTrueKernel.cu), while its CPU kernels, the Numba path and the Triton kernels
+    divide; so on CUDA the divisor is a tensor on the device, which takes the dividing kernel."""
+    if h.is_cuda:
+        return h / _on_device(float(v_th), h.dtype, h.device)
+    return h / v_th
+
+
+@functools.lru_cache(maxsize=64)
+def _on_device(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # made by a fill kernel, not a host-to-device copy, so it can be made inside a CUDA-graph capture
+    return torch.full((), value, dtype=dtype, device=device)
+
+
 def spike_grad(h: torch.Tensor, v_th: float, K: int, name: str, alpha: float) -> torch.Tensor:
     """Surrogate ``dS/dH`` of the K-threshold staircase at membrane ``h`` (same shape as h)."""
-    u = h / v_th
+    u = divide(h, v_th)
     g = torch.zeros_like(h)
     for k in range(1, K + 1):
         g = g + window(u - k, name, alpha)
-    return g / v_th
+    return divide(g, v_th)
 
 
 class MultiThresholdSpike(torch.autograd.Function):
@@ -69,7 +86,7 @@ class MultiThresholdSpike(torch.autograd.Function):
     def forward(ctx, h: torch.Tensor, v_th: float, K: int, name: str, alpha: float):
         ctx.save_for_backward(h)
         ctx.args = (v_th, K, name, alpha)
-        return torch.clamp(torch.floor(h / v_th), 0, K)
+        return torch.clamp(torch.floor(divide(h, v_th)), 0, K)
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor):

@@ -309,4 +309,10 @@ def test_kernels_compile_for_a_gpu_target():
     done = subprocess.run([sys.executable, "-m", "stc_zoo.kernels.compile_check"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "10 kernel variants compiled for sm_90" in done.stdout
+    assert "11 kernel variants compiled for sm_90" in done.stdout
+    assert "no fma instruction in any kernel's PTX" in done.stdout
+    # The PTX check can fail: with Triton's default (FP fusion on) the same kernels hold fused multiply-adds.
+    fused = subprocess.run([sys.executable, "-m", "stc_zoo.kernels.compile_check", "--fp-fusion"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert fused.returncode == 1 and "fused multiply-adds in the PTX" in fused.stderr, fused.stderr[-2000:]
+    assert "scb_tail_fwd fp64 k_t=4 v0 store_h (the H100 case)" in fused.stderr
