@@ -10,6 +10,8 @@ either path can continue the other's).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +124,49 @@ def _layers(w: _Weights) -> list[tuple[str, tuple[int, ...], int, int]]:
     return layers + [("lif", (), w.beta.shape[0], 1)]
 
 
+# A batch runs in chunks of samples whose activations fit in about CHUNK_BYTES (a core's share of L2):
+# layer by layer over a whole batch of 32 N-MNIST samples, block 0's output alone is 19 MB and every
+# kernel streams it from memory; in chunks of 3 the same work took 21 instead of 37 ms on one core
+# (BENCHMARKS.md, 2026-12-01). From PARALLEL_MIN_BATCH samples on, the chunks run on
+# torch.get_num_threads() threads (the kernels release the GIL); below it one thread is faster.
+# Every sample's sums run in the same order whatever chunk it is in, so the bits are the same.
+CHUNK_BYTES = 2 << 20
+PARALLEL_MIN_BATCH = 16
+_pool: ThreadPoolExecutor | None = None
+
+
+def _chunks(B: int, T: int, w: _Weights) -> list[tuple[int, int]]:
+    """``(start, stop)`` sample ranges that cover the batch, each about CHUNK_BYTES of activations."""
+    per_sample = T * max(b.bias.shape[0] * H * W for b, (H, W) in zip(w.blocks, w.sizes)) * w.fc1.dtype.itemsize
+    size = max(1, CHUNK_BYTES // max(per_sample, 1))
+    return [(a, min(a + size, B)) for a in range(0, B, size)]
+
+
+def _threads(B: int) -> int:
+    return 1 if B < PARALLEL_MIN_BATCH else max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def _run_chunks(network, x: np.ndarray, native: dict, record: bool, w: _Weights,
+                chunks: list[tuple[int, int]], threads: int) -> tuple[np.ndarray, dict | None]:
+    """``run`` on chunks of the batch (on ``threads`` threads); state and outputs put back in batch order."""
+    global _pool
+    parts = [{name: (v[a:b].copy(), past[:, a:b].copy()) for name, (v, past) in native.items()} for a, b in chunks]
+    if threads > 1:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="stc-zoo-numba")
+        futures = [_pool.submit(run, network, x[:, a:b], part, record, w) for (a, b), part in zip(chunks, parts)]
+        results = [f.result() for f in futures]
+    else:
+        results = [run(network, x[:, a:b], part, record, w) for (a, b), part in zip(chunks, parts)]
+    T = x.shape[0]
+    for (a, b), part in zip(chunks, parts):
+        for name, (v, past) in part.items():
+            native[name][0][a:b], native[name][1][:, a:b] = v, past
+    logits = np.concatenate([r[0].reshape(T, b - a, -1) for r, (a, b) in zip(results, chunks)], axis=1)
+    spikes = ({name: torch.cat([r[1][name] for r in results], 1) for name in results[0][1]} if record else None)
+    return logits.reshape(T * x.shape[1], -1), spikes
+
+
 def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_state: bool = True):
     """``StcNetwork.forward_steps`` on the Numba kernels (eval mode, CPU, no gradient): ``(logits [T, B,
     classes], state or None, spikes or None)``, which the network returns as its ``Steps``.
@@ -129,7 +174,11 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
     w = weights(network)
     T, B = x.shape[:2]
     native = rest_state(network, B, state, w)
-    logits, spikes = run(network, x.detach().numpy(), native, record, w)
+    chunks = _chunks(B, T, w)
+    if len(chunks) == 1:
+        logits, spikes = run(network, x.detach().numpy(), native, record, w)
+    else:
+        logits, spikes = _run_chunks(network, x.detach().numpy(), native, record, w, chunks, _threads(B))
     new_state = None
     if return_state:
         new_state = {name: _state_out(*native[name], size) for name, size, _, _ in _layers(w)}

@@ -214,3 +214,41 @@ def test_no_recompilation_when_batch_size_or_event_count_changes():
         for batch, n in ((1, 17), (3, 5000), (7, 1)):
             model.predict_proba([synthetic_events((16, 12), n, seed=s) for s in range(batch)])
     assert [len(k.signatures) for k in kernels] == before
+
+
+# ------------------------------------------------------------------ a batch in chunks, on both cores (issue 24)
+@pytest.mark.parametrize("chunk_bytes, min_batch", [(1, 2), (40_000, 2), (40_000, 10**9)],
+                         ids=["one sample a chunk, threads", "chunks, threads", "chunks, one thread"])
+def test_a_batch_in_chunks_and_threads_gives_the_same_bits(monkeypatch, chunk_bytes, min_batch):
+    from stc_zoo import network_numba
+    from stc_zoo.data import synthetic_events
+
+    torch.manual_seed(3)
+    config = StcConfig().replace(sensor_size=(16, 12), num_classes=4, T=3, ratio=2, channels=(6, 8), hidden=12)
+    model = StcSNN(config).eval()
+    with torch.no_grad():
+        for block in model.network.blocks:
+            block.conv.weight.mul_(3)
+            block.bn.bias.uniform_(0.0, 1.0)
+    events = [synthetic_events((16, 12), 300 + 40 * i, seed=i) for i in range(11)]
+    x = model.compress(events)
+    with torch.no_grad():
+        whole = model.network.forward_steps(x, record=True)
+        start = model.network.forward_steps(x)
+    monkeypatch.setattr(network_numba, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(network_numba, "PARALLEL_MIN_BATCH", min_batch)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert len(network_numba._chunks(11, 3, network_numba.weights(model.network))) > 1
+    with torch.no_grad():
+        chunked = model.network.forward_steps(x, record=True)
+        # continuing from a state, in chunks, equals continuing whole
+        cont_whole = model.network.forward_steps(x, start.state)
+    monkeypatch.setattr(network_numba, "CHUNK_BYTES", 1 << 40)
+    with torch.no_grad():
+        cont_one = model.network.forward_steps(x, start.state)
+    assert torch.equal(chunked.logits, whole.logits)
+    assert all(torch.equal(chunked.spikes[k], whole.spikes[k]) for k in whole.spikes)
+    assert all(torch.equal(chunked.state[k].v, whole.state[k].v) and torch.equal(chunked.state[k].past, whole.state[k].past)
+               for k in whole.state)
+    assert torch.equal(cont_whole.logits, cont_one.logits)
+    assert sum(s.sum() for s in whole.spikes.values()) > 0
