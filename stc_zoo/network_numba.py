@@ -34,7 +34,7 @@ class _Block:
 
 @dataclass
 class _Weights:
-    key: tuple
+    watch: list  # _watch(network) when laid out
     blocks: list[_Block]
     fc1: np.ndarray  # [H * W * C (channels-last order), hidden]
     fc1_bias: np.ndarray
@@ -45,17 +45,31 @@ class _Weights:
     hidden_taps: np.ndarray  # [hidden, 1] ones: the classifier's neuron mixes nothing
 
 
-def _key(network) -> tuple:
-    """Identity and version of every parameter and buffer, found by walking ``_modules`` directly
-    (``parameters()`` costs ~0.1 ms a call). A tensor changed in place bumps its version; a replaced
-    tensor or module (e.g. BatchNorm folded) brings new objects."""
-    key, stack = [], [network]
+def _watch(network) -> list[tuple]:
+    """What the laid-out weights were made from: every parameter, buffer and submodule slot of the network
+    as ``(its dict, name, object, version, data pointer)`` (None slots too, so a bias that appears counts)."""
+    entries, stack = [], [network]
     while stack:
         module = stack.pop()
-        key += [(id(t), t._version) for t in module._parameters.values() if t is not None]
-        key += [(id(t), t._version) for t in module._buffers.values() if t is not None]
-        stack += module._modules.values()
-    return tuple(key)
+        for slots in (module._parameters, module._buffers):
+            entries += [(slots, name, t, *((t._version, t.data_ptr()) if t is not None else (None, None)))
+                        for name, t in slots.items()]
+        entries += [(module._modules, name, child, None, None) for name, child in module._modules.items()]
+        stack += [child for child in module._modules.values() if child is not None]
+    return entries
+
+
+def _unchanged(entries: list[tuple]) -> bool:
+    """Whether every slot still holds the same object, unmodified: a tensor changed in place bumps its
+    version, ``.data`` swapped moves its pointer, a replaced tensor or module (BatchNorm folded) is a new
+    object. A dictionary lookup per slot: a few microseconds a call, where walking ``parameters()`` for a
+    key cost ~50 (a streamed step pays it every push)."""
+    for slots, name, obj, version, pointer in entries:
+        if slots.get(name) is not obj:
+            return False
+        if version is not None and (obj._version != version or obj.data_ptr() != pointer):
+            return False
+    return True
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -79,7 +93,7 @@ def _layout(network) -> _Weights:
     # fc1 reads torch's [C, H, W] flattening; the kernels hold [H, W, C].
     fc1 = network.fc1.weight.view(-1, C, H, W).permute(2, 3, 1, 0).reshape(H * W * C, -1)
     sizes = [(network.input_size[0] >> i, network.input_size[1] >> i) for i in range(len(blocks))]
-    return _Weights(_key(network), blocks, _numpy(fc1), _numpy(network.fc1.bias), _numpy(torch.sigmoid(network.lif.a)),
+    return _Weights(_watch(network), blocks, _numpy(fc1), _numpy(network.fc1.bias), _numpy(torch.sigmoid(network.lif.a)),
                     _numpy(network.fc2.weight.t()), _numpy(network.fc2.bias), sizes,
                     np.ones((network.config.hidden, 1), dtype=_numpy(network.fc1.bias).dtype))
 
@@ -87,7 +101,7 @@ def _layout(network) -> _Weights:
 def weights(network) -> _Weights:
     """The network's weights in the kernels' layout (rebuilt when a parameter or buffer changed)."""
     cached = network.__dict__.get("_numba_weights")
-    if cached is None or cached.key != _key(network):
+    if cached is None or not _unchanged(cached.watch):
         cached = network.__dict__["_numba_weights"] = _layout(network)
     return cached
 

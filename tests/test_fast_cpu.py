@@ -252,3 +252,38 @@ def test_a_batch_in_chunks_and_threads_gives_the_same_bits(monkeypatch, chunk_by
                for k in whole.state)
     assert torch.equal(cont_whole.logits, cont_one.logits)
     assert sum(s.sum() for s in whole.spikes.values()) > 0
+
+
+def test_the_laid_out_weights_follow_every_kind_of_change():
+    """The Numba path lays the weights out once; an in-place edit, a swapped .data, a replaced parameter or
+    module, and a dtype change each make it lay them out again (its answers stay the reference's)."""
+    from stc_zoo import network_numba
+    from stc_zoo.data import synthetic_events
+
+    torch.manual_seed(5)
+    config = StcConfig().replace(sensor_size=(16, 12), num_classes=4, T=3, ratio=2, channels=(6,), hidden=12)
+    model = StcSNN(config).eval()
+    x = model.compress([synthetic_events((16, 12), 400, seed=1)])
+
+    def agree():
+        with torch.no_grad():
+            fast = model.network(x.to(model.network.fc1.weight.dtype))
+            model.network.set_backend("torch")
+            ref = model.network(x.to(model.network.fc1.weight.dtype))
+            model.network.set_backend("auto")
+        assert torch.allclose(fast, ref, atol=1e-5), (fast, ref)
+        return fast
+
+    first = agree()
+    with torch.no_grad():
+        model.network.fc2.bias.add_(1.0)  # in place: version bump
+    assert not torch.equal(agree(), first)
+    model.network.fc2.bias.data = torch.zeros(4)  # .data swapped: same object, new storage
+    agree()
+    model.network.fc2.weight = torch.nn.Parameter(torch.randn(4, 12))  # a replaced parameter
+    agree()
+    model.network.fold_batchnorm()  # replaced modules (BatchNorm -> Identity, a conv bias appears)
+    agree()
+    model.double()  # every tensor converted
+    assert network_numba.weights(model.network).fc1.dtype == np.float64
+    agree()
