@@ -39,9 +39,23 @@ def interleaved(rows: dict[str, Callable[[], object]], rounds: int, runs: int, w
         for name, fn in rows.items():
             per_round[name].append(median_ms(fn, runs, warmup if r == 0 else 1))
     base = per_round[baseline]
-    return [{"path": name, "ms": statistics.median(times),
-             "x fast": statistics.median(t / b for t, b in zip(times, base))}
-            for name, times in per_round.items()]
+    rows = []
+    for name, times in per_round.items():
+        ratios = [t / b for t, b in zip(times, base)]
+        rows.append({"path": name, "ms": statistics.median(times), "x fast": statistics.median(ratios),
+                     "ratio min": min(ratios), "ratio max": max(ratios),
+                     "ms spread": max(times) / min(times)})
+    return rows
+
+
+# A row whose per-round ratios span more than this factor (max / min) was timed on a machine that
+# changed under it (another process took a core): its ratio is not to be trusted.
+NOISY = 1.3
+
+
+def noisy(rows: list[dict]) -> list[str]:
+    """The rows whose per-round ratios disagree by more than NOISY."""
+    return [r["path"] for r in rows if r.get("ratio min") and r["ratio max"] / r["ratio min"] > NOISY]
 
 
 def no_grad(fn: Callable[[], object]) -> Callable[[], object]:
@@ -216,7 +230,10 @@ def environment() -> str:
         sj = version("spikingjelly")
     except Exception:  # noqa: BLE001 - absent or without metadata
         sj = "not installed"
-    return (f"{cpu}, {os.cpu_count()} cores; {torch.get_num_threads()} torch threads, Numba kernels single-threaded; "
+    from .network_numba import PARALLEL_MIN_BATCH
+
+    return (f"{cpu}, {os.cpu_count()} cores; {torch.get_num_threads()} torch threads (the Numba kernels use them from "
+            f"batch {PARALLEL_MIN_BATCH} on, one below); "
             f"Python {platform.python_version()}, torch {torch.__version__}, numba {numba.__version__}, "
             f"numpy {np.__version__}, SpikingJelly {sj}")
 
@@ -226,11 +243,17 @@ def render(rows: list[dict], facts: dict, T: int, rounds: int, runs: int) -> str
     stream = next(r for r in rows if r["path"].startswith("stream:"))
     fast = next(r for r in rows if r["path"].startswith("e2e: stc-zoo fast"))
     lines = [f"Batch 1, raw events -> probabilities: median ms over {rounds} interleaved rounds of {runs} runs; "
-             "ratio = median per-round ratio to the fast path.", "",
-             "| path | median ms | x the fast path |", "|---|---:|---:|"]
-    lines += [f"| {r['path']} | {r['ms']:.3f} | {r['x fast']:.2f} |" for r in rows]
+             "ratio = median per-round ratio to the fast path; spread = the lowest and highest per-round ratio.", "",
+             "| path | median ms | x the fast path | spread over rounds |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['path']} | {r['ms']:.3f} | {r['x fast']:.2f} | {r['ratio min']:.2f}-{r['ratio max']:.2f} |"
+              for r in rows]
     lines += ["", f"Streaming: {stream['ms'] / facts['stream_steps']:.3f} ms per step; the offline forward's "
-              f"per-step share is {fast['ms'] / T:.3f} ms."]
+              f"per-step share is {fast['ms'] / T:.3f} ms ({stream['ms'] / facts['stream_steps'] / (fast['ms'] / T):.2f}x)."]
+    shaky = noisy(rows)
+    if shaky:
+        lines += ["", f"**Warning: the machine was too noisy to trust some ratios**: the rounds of {', '.join(shaky)} "
+                  f"disagree by more than {NOISY}x (max / min per-round ratio). Rerun when the machine is idle, or "
+                  "with more --rounds."]
     return "\n".join(lines)
 
 

@@ -184,13 +184,27 @@ def bench(args) -> dict:
         rows, facts = benchmark.compare(model, batch[0], args.rounds, args.runs, args.warmup,
                                         compile_baseline=not args.no_compile)
     latency = median_ms(run(batch[:1]), args.runs, args.warmup, progress="batch 1")
+    threads = torch.get_num_threads()
     batch_ms = median_ms(run(batch), args.runs, args.warmup, progress=f"batch {args.batch}")
+    one_thread_ms = None
+    if threads > 1:  # what the second core buys at batch N (the CPU path runs chunks of the batch in threads)
+        torch.set_num_threads(1)
+        try:
+            one_thread_ms = median_ms(run(batch), args.runs, args.warmup, progress=f"batch {args.batch}, 1 thread")
+        finally:
+            torch.set_num_threads(threads)
     result = {"model": args.model, "device": args.device, "backend": model.backend,
               "threads": torch.get_num_threads(), "torch": torch.__version__, "events": source,
               "runs": args.runs, "warmup": args.warmup, "latency_ms": round(latency, 3),
               "batch": args.batch, "batch_ms": round(batch_ms, 3),
               "throughput_per_s": round(1e3 * args.batch / batch_ms, 1),
-              "paths": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}
+              "throughput_1_thread_per_s": None if one_thread_ms is None else round(1e3 * args.batch / one_thread_ms, 1),
+              "paths": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+              "noisy": benchmark.noisy(rows)}
+    if result["noisy"]:
+        print(f"stc-zoo bench: warning: the rounds disagree by more than {benchmark.NOISY}x for "
+              f"{', '.join(result['noisy'])}: the machine was too busy to trust those ratios (rerun it idle, or with "
+              "more --rounds)", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return result
@@ -199,9 +213,13 @@ def bench(args) -> dict:
         print()
         print(benchmark.render(rows, facts, model.config.input.T, args.rounds, args.runs))
     print(f"\ndefault path, median of {args.runs} runs after {args.warmup} warm-up runs:")
-    print(table([{"batch": 1, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
-                 {"batch": args.batch, "median ms": f"{batch_ms:.3f}",
-                  "samples/s": f"{result['throughput_per_s']:.1f}"}], ["batch", "median ms", "samples/s"]))
+    rows_out = [{"batch": 1, "threads": threads, "median ms": f"{latency:.3f}", "samples/s": f"{1e3 / latency:.1f}"},
+                {"batch": args.batch, "threads": threads, "median ms": f"{batch_ms:.3f}",
+                 "samples/s": f"{result['throughput_per_s']:.1f}"}]
+    if one_thread_ms is not None:
+        rows_out.append({"batch": args.batch, "threads": 1, "median ms": f"{one_thread_ms:.3f}",
+                         "samples/s": f"{result['throughput_1_thread_per_s']:.1f}"})
+    print(table(rows_out, ["batch", "threads", "median ms", "samples/s"]))
     return result
 
 

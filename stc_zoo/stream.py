@@ -98,6 +98,11 @@ class StreamSession:
         self.step_us = config.step_us
         # One step per sample: each completed step is compressed as its own window.
         self._one_step = SpatioTemporalCompression.from_config(dataclasses.replace(config, T=1), model.backend)
+        # On the Numba path a push goes straight to the kernels: its events were checked as they came in
+        # (_checked), so the compression needs no second check and the network no per-call set-up.
+        self._direct = (compress_numba is not None and not config.fit and model.device.type == "cpu"
+                        and ops.resolve_backend(model.backend, model.device) == "numba")
+        self._direct_backend = model.network.backend  # another backend set later takes the general path
         self._fixed_origin = origin_us
         self.reset()
 
@@ -163,7 +168,8 @@ class StreamSession:
             x, starts = self._compress_completed(n)
             logits, spikes = self._forward(x)
             per_step = 1e3 * (time.perf_counter() - start) / n
-            outputs += [self._step_output(i, logits, spikes, starts[i], per_step) for i in range(n)]
+            rows = logits.numpy()  # [n, 1, classes], one view for all the steps' numpy arithmetic
+            outputs += [self._step_output(i, logits, rows, spikes, starts[i], per_step) for i in range(n)]
             done -= n
             start = time.perf_counter()
         return outputs
@@ -172,6 +178,15 @@ class StreamSession:
         """Per-step logits ``[steps, 1, classes]`` (and spikes) of ``x``, carrying the state. The Numba
         path keeps its state in the kernels' own layout (no conversion per step)."""
         network = self.model.network
+        if (self._direct and network.backend == self._direct_backend and not network.training
+                and not self.record_spikes and self._state is None):
+            from . import network_numba
+
+            w = network_numba.weights(network)
+            if self._native is None:
+                self._native = network_numba.rest_state(network, 1, None, w)
+            logits, _ = network_numba.run(network, x.numpy(), self._native, False, w)
+            return torch.from_numpy(logits).view(x.shape[0], 1, -1), None
         with torch.no_grad():
             native = network.uses_numba(x)
             if (self._native is not None and not native) or (self._state is not None and native):
@@ -194,19 +209,29 @@ class StreamSession:
             self._pending[0] if self._pending else np.empty(0, EVENT_DTYPE))
         starts = [self.origin_us + (self.steps + i) * self.step_us for i in range(done + 1)]
         cuts = np.searchsorted(pending["t"], starts, side="left")
-        windows = [pending[cuts[i]:cuts[i + 1]] for i in range(done)]
         rest = pending[cuts[-1]:]
         self._pending = [rest] if len(rest) else []
+        if self._direct:  # the windows are consecutive slices: one kernel call over their span
+            c = self._one_step.config
+            span = pending[cuts[0]:cuts[-1]]
+            frames, (code, _) = compress_numba.compress_events(
+                span["x"], span["y"], span["p"], span["t"], (cuts - cuts[0]).astype(np.int64), c.sensor_size, 1,
+                c.ratio, c.split_by, c.spatial, c.decay, c.step_us, np.asarray(starts[:-1], dtype=np.int64))
+            if code == compress_numba.OK:
+                return torch.from_numpy(frames).transpose(0, 1), starts[:-1]
+        windows = [pending[cuts[i]:cuts[i + 1]] for i in range(done)]
         frames = self._one_step.batch(windows, device=self.model.device, origins_us=starts[:-1])
         return frames.transpose(0, 1), starts[:-1]  # [1, done, ...] -> [done, 1, ...]
 
-    def _step_output(self, i: int, step_logits: torch.Tensor, step_spikes: dict | None, start_us: int,
-                     compute_ms: float) -> StepOutput:
+    def _step_output(self, i: int, step_logits: torch.Tensor, rows: np.ndarray, step_spikes: dict | None,
+                     start_us: int, compute_ms: float) -> StepOutput:
         logits = step_logits[i, 0]
         # Running mean of the step logits in float64 (numpy: small tensors cost more in torch), so a
         # long stream does not drift.
-        values = logits.numpy().astype(np.float64)
-        self._logit_sum = values if self._logit_sum is None else self._logit_sum + values
+        if self._logit_sum is None:
+            self._logit_sum = rows[i, 0].astype(np.float64)
+        else:
+            np.add(self._logit_sum, rows[i, 0], out=self._logit_sum)
         self.steps += 1
         mean = (self._logit_sum / self.steps).astype(np.float32)
         probs = np.exp(mean - mean.max())

@@ -182,3 +182,16 @@ def test_stream_says_what_its_decision_and_first_step_mean(capsys, recordings, t
     assert code == 0 and "decision_ms" not in summary
     assert summary["decision_rule"].startswith("at step T = 15 (no --threshold")
     assert "warm-up:" in out and "not in the per-step times" in out
+
+
+def test_bench_flags_rounds_that_disagree():
+    from stc_zoo import benchmark
+
+    calm = {"path": "a", "ms": 1.0, "x fast": 2.0, "ratio min": 1.9, "ratio max": 2.1, "ms spread": 1.1}
+    shaky = {"path": "b", "ms": 1.0, "x fast": 30.0, "ratio min": 4.0, "ratio max": 30.0, "ms spread": 7.0}
+    assert benchmark.noisy([calm, shaky]) == ["b"]
+    stream = {"path": "stream: all 4 steps", "ms": 1.2, "x fast": 1.5, "ratio min": 1.4, "ratio max": 1.6}
+    fast = {"path": "e2e: stc-zoo fast path (default)", "ms": 0.8, "x fast": 1.0, "ratio min": 1.0, "ratio max": 1.0}
+    text = benchmark.render([fast, stream, shaky], {"stream_steps": 4}, 4, 5, 10)
+    assert "spread over rounds" in text and "| 4.00-30.00 |" in text
+    assert "too noisy to trust some ratios" in text and "b disagree by more than 1.3x" in text
