@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=100, help="timed runs per row per round (default 100)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no-compile", action="store_true", help="leave out torch.compile of the SpikingJelly baseline")
+    p.add_argument("--batch-data", type=Path, help="a folder of recordings (N-MNIST layout) for the batch table; "
+                   "default: the --events recording repeated")
+    p.add_argument("--batch", type=int, default=32, help="batch of the throughput table (default 32)")
     return p
 
 
@@ -39,6 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Machine: {benchmark.environment()}\n")
     print(f"Model {args.model}, {len(events):,} events.\n")
     print(benchmark.render(rows, facts, model.config.input.T, args.rounds, args.runs))
+    recordings = ([read_event_file(f) for f in sorted(args.batch_data.glob("*/*.bin"))[::10][:64]]
+                  if args.batch_data else [events])
+    print()
+    print(benchmark.render_batch(benchmark.batch_rows(model, recordings, args.batch, args.rounds, max(args.runs // 10, 3)),
+                                 args.batch, args.rounds, max(args.runs // 10, 3)))
     print("\nWhere the fast path's time goes (each stage timed alone):\n")
     print(benchmark.render_profile(benchmark.profile_fast_path(model, events, args.runs)))
 

@@ -258,6 +258,48 @@ def render(rows: list[dict], facts: dict, T: int, rounds: int, runs: int) -> str
 
 
 
+# ---------------------------------------------------------------------------------- batch N, both cores
+def batch_rows(model, recordings: list[np.ndarray], batch: int, rounds: int, runs: int) -> list[dict]:
+    """Batch-``batch`` throughput of ``predict_proba`` as it ran before chunking (the whole batch at once,
+    one thread), in cache-sized chunks on one thread, and in chunks on every torch thread: interleaved
+    rounds, each row's samples/s the median over rounds, its ratio the median per-round ratio to "before"."""
+    from . import network_numba as nn_
+
+    events = [recordings[i % len(recordings)] for i in range(batch)]
+    saved = nn_.CHUNK_BYTES, nn_.PARALLEL_MIN_BATCH
+    settings = {"before: the whole batch at once, one thread": (1 << 62, 1 << 62),
+                "chunks of ~2 MB, one thread": (saved[0], 1 << 62),
+                f"chunks of ~2 MB, {torch.get_num_threads()} threads from batch {saved[1]} (the default)": saved}
+
+    def setting(values):
+        def run():
+            nn_.CHUNK_BYTES, nn_.PARALLEL_MIN_BATCH = values
+            model.predict_proba(events)
+        return run
+    try:
+        table = interleaved({k: setting(v) for k, v in settings.items()}, rounds, runs, 2, next(iter(settings)))
+    finally:
+        nn_.CHUNK_BYTES, nn_.PARALLEL_MIN_BATCH = saved
+    for r in table:
+        r["samples/s"] = 1e3 * batch / r["ms"]
+        # interleaved's ratio is time / before's time: its inverse is the speed-up
+        r["x before"], lo = 1 / r["x fast"], r["ratio min"]
+        r["ratio min"], r["ratio max"] = 1 / r["ratio max"], 1 / lo
+    return table
+
+
+def render_batch(rows: list[dict], batch: int, rounds: int, runs: int) -> str:
+    lines = [f"Batch {batch}, raw events -> probabilities (`predict_proba`), median of {rounds} interleaved rounds "
+             f"of {runs} runs; speed-up = median per-round ratio to the first row, with its spread:", "",
+             "| batch path | ms per batch | samples/s | x before | spread over rounds |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['path']} | {r['ms']:.2f} | {r['samples/s']:.0f} | {r['x before']:.2f} | "
+              f"{r['ratio min']:.2f}-{r['ratio max']:.2f} |" for r in rows]
+    shaky = noisy(rows)
+    if shaky:
+        lines += ["", f"**Warning: rounds disagree by more than {NOISY}x for {', '.join(shaky)}.**"]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------- where the time goes
 def profile_fast_path(model, events: np.ndarray, runs: int = 200) -> list[dict]:
     """Median ms of each stage of the fast path on one recording (each kernel timed alone on the data
