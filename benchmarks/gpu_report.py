@@ -339,15 +339,7 @@ def compile_and_graphs(rep: Report, entry: dict, device: torch.device, dry: bool
             entry["compile"] = {"ok": False, "error": f"{type(err).__name__}: {str(err)[:500]}"}
         if device.type == "cuda":
             static = x.clone()
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):
-                    model.network(static)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                captured = model.network(static)
+            graph, captured = capture(lambda: model.network(static))
             graph.replay()
             torch.cuda.synchronize()
             entry["cuda_graph"] = {"ok": True, "max_abs_diff": float((captured - eager).abs().max())}
@@ -355,6 +347,20 @@ def compile_and_graphs(rep: Report, entry: dict, device: torch.device, dry: bool
             entry["cuda_graph"] = {"ok": None, "note": "needs CUDA (dry run: not captured)"}
     rep.table([{"check": k, **v} for k, v in entry.items() if isinstance(v, dict)],
               ["check", "ok", "seconds", "max_abs_diff", "error", "note"])
+
+
+def capture(fn):
+    """A CUDA graph of ``fn()`` (after three warm-up calls on a side stream, as capture needs) and its output."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
 
 
 # ---------------------------------------------------------------------------------- 3. kernels
@@ -480,15 +486,7 @@ def graph_latency(model, events, device, runs, warmup) -> dict:
     x = model.compress(events)
     static = x.clone()
     with torch.no_grad():
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                model.network(static)
-        torch.cuda.current_stream().wait_stream(s)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = torch.softmax(model.network(static), -1)
+        graph, out = capture(lambda: torch.softmax(model.network(static), -1))
 
     def once():
         static.copy_(model.compress(events))

@@ -149,25 +149,34 @@ class StcNetwork(nn.Module):
 
             steps = Steps(*network_numba.forward_steps(self, x, state, record, return_state))
         else:
-            steps = self._reference_steps(x.to(self.fc1.weight.dtype), state, record)
+            steps = self._reference_steps(x.to(self.fc1.weight.dtype), state, record, keep_state=return_state or bool(state))
         return steps if return_state else steps._replace(state=None)
 
     def _reference_steps(self, x: torch.Tensor, state: NetworkState, record: bool,
-                         per_step: bool | None = None) -> Steps:
+                         per_step: bool | None = None, keep_state: bool = True) -> Steps:
         # Outside training on a CPU, frames go through conv and linear layers one step at a time, so
         # a step's bits do not depend on the chunk it came in (oneDNN rounds by batch size).
         if per_step is None:
             per_step = not self.training and x.device.type == "cpu"
+        # A sequence from rest whose final state nobody keeps (forward(), training) goes through the layers'
+        # fused op (the Triton kernel on CUDA); a stateful one through ``run``, whose state the Triton
+        # kernel does not return (the reference computes it: ops.scb_tail).
         new_state, spikes = {}, {}
         for i, block in enumerate(self.blocks):
             name = f"blocks.{i}.lif"
-            x, new_state[name] = block.run(x, state.get(name), per_step)
+            if keep_state:
+                x, new_state[name] = block.run(x, state.get(name), per_step)
+            else:
+                x = block.lif._tail(block.current(x, per_step), block.mix.weight)
             if record:
                 spikes[name] = x.detach()
             x = self.pool(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         x = self.dropout(x.flatten(2))
         x = torch.stack([self.fc1(f) for f in x]) if per_step else self.fc1(x)
-        x, new_state["lif"] = self.lif.run(x, state=state.get("lif"))
+        if keep_state:
+            x, new_state["lif"] = self.lif.run(x, state=state.get("lif"))
+        else:
+            x = self.lif._tail(x, None)
         if record:
             spikes["lif"] = x.detach()
         logits = torch.stack([self.fc2(f) for f in x]) if per_step else self.fc2(x)
@@ -197,5 +206,5 @@ class StcNetwork(nn.Module):
 def record_spikes(network: StcNetwork, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
     """Logits ``[B, classes]`` and the spike counts of every MT-LIF layer (name, ``[T, B, ...]`` on CPU)."""
     with torch.no_grad():
-        steps = network.forward_steps(x, record=True)
+        steps = network.forward_steps(x, record=True, return_state=False)  # stateless: the fused kernels
     return steps.logits.mean(0), [(name, s.float().cpu()) for name, s in steps.spikes.items()]

@@ -316,3 +316,29 @@ def test_kernels_compile_for_a_gpu_target():
                            capture_output=True, text=True, timeout=600)
     assert fused.returncode == 1 and "fused multiply-adds in the PTX" in fused.stderr, fused.stderr[-2000:]
     assert "scb_tail_fwd fp64 k_t=4 v0 store_h (the H100 case)" in fused.stderr
+
+
+def test_the_model_runs_the_triton_tail_when_no_state_is_kept(monkeypatch):
+    """forward() and training go through the fused kernel under backend="triton" (a stateful call, which the
+    kernel cannot serve, runs the reference): the spikes of the whole network equal the reference's."""
+    from stc_zoo import StcConfig, StcSNN
+    from stc_zoo.kernels import scb_tail_triton
+    from stc_zoo.network import record_spikes
+
+    calls = []
+    real = scb_tail_triton.scb_tail_forward
+    monkeypatch.setattr(scb_tail_triton, "scb_tail_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    config = StcConfig().replace(sensor_size=(12, 10), num_classes=3, T=3, ratio=2, channels=(4,), hidden=6)
+    model = StcSNN(config, backend="triton").to(DEVICE).eval()
+    x = torch.rand(3, 2, 2, 10, 12, device=DEVICE) * 4
+    got, got_spikes = record_spikes(model.network, x)
+    assert len(calls) == 2  # the block's tail and the classifier's neuron
+    model.set_backend("torch")
+    want, want_spikes = record_spikes(model.network, x)
+    assert all(torch.equal(a.cpu(), b.cpu()) for (_, a), (_, b) in zip(got_spikes, want_spikes))
+    assert torch.allclose(got, want, atol=1e-5)
+    model.set_backend("triton").train()
+    calls.clear()
+    model(x).sum().backward()  # training: the kernel forward (and its backward)
+    assert len(calls) == 2 and model.network.blocks[0].lif.a.grad is not None
