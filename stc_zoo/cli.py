@@ -18,6 +18,7 @@ from huggingface_hub import try_to_load_from_cache
 
 from . import __version__
 from .data import READERS, read_event_file, synthetic_events
+from .data.events import check_layout
 from .data.tonic_adapter import dataset_key, reader as get_reader
 from .data.compressed import compress_dataset
 from .errors import DatasetError, InputError, StcError, WeightsUnavailableError
@@ -268,8 +269,6 @@ def stream(args) -> dict:
 def check_gaps(events: np.ndarray, max_gap_us: int, source) -> np.ndarray:
     """The events, sorted; EventFormatError naming the file when two events lie more than ``max_gap_us`` apart
     (one glitched timestamp would otherwise replay hours of silence)."""
-    from .data.events import check_layout
-
     events = check_layout(events, str(source))
     if not np.all(events["t"][1:] >= events["t"][:-1]):
         events = events[np.argsort(events["t"], kind="stable")]

@@ -134,23 +134,7 @@ class StcSNN(
             if isinstance(e, np.ndarray) and e.ndim == 1 and len(e) < minimum:
                 warn(f"{name}: {len(e)} events, fewer than the {minimum} this model needs for a decision "
                      f"(T * ratio = {minimum} fine bins); its prediction is no evidence of a class", TooFewEventsWarning)
-        x = self.compress(batch, names)
-        if self._plain_numba(x):  # straight to the kernels: two module calls and their wrappers cost ~0.1 ms
-            from . import network_numba
-
-            self.network.check_input(x, finite=False)
-            logits = network_numba.forward_steps(self.network, x, {}, False, False)[0]
-            return torch.softmax(logits.mean(0), dim=-1)
-        return torch.softmax(self(x), dim=-1)
-
-    def _plain_numba(self, x: torch.Tensor) -> bool:
-        """Whether ``self(x)`` would just run the Numba path: no hooks anywhere to honour, step mode "m"."""
-        net = self.network
-        if (net.step_mode != "m" or self._forward_hooks or self._forward_pre_hooks or net._forward_hooks
-                or net._forward_pre_hooks or nn.modules.module._global_forward_hooks
-                or nn.modules.module._global_forward_pre_hooks):
-            return False
-        return net.uses_numba(x)
+        return torch.softmax(self(self.compress(batch, names)), dim=-1)
 
     def predict(self, events: Events, sources: Sequence[str] | None = None) -> torch.Tensor:
         """Predicted labels ``[B]`` for raw events (warnings as ``predict_proba``)."""

@@ -100,9 +100,9 @@ class StreamSession:
         self._one_step = SpatioTemporalCompression.from_config(dataclasses.replace(config, T=1), model.backend)
         # On the Numba path a push goes straight to the kernels: its events were checked as they came in
         # (_checked), so the compression needs no second check and the network no per-call set-up.
-        self._direct = (compress_numba is not None and not config.fit and model.device.type == "cpu"
-                        and ops.resolve_backend(model.backend, model.device) == "numba")
-        self._direct_backend = model.network.backend  # another backend set later takes the general path
+        self._direct_backend = (model.network.backend if compress_numba is not None and not config.fit
+                                and model.device.type == "cpu"
+                                and ops.resolve_backend(model.backend, model.device) == "numba" else None)
         self._fixed_origin = origin_us
         self.reset()
 
@@ -168,18 +168,22 @@ class StreamSession:
             x, starts = self._compress_completed(n)
             logits, spikes = self._forward(x)
             per_step = 1e3 * (time.perf_counter() - start) / n
-            rows = logits.numpy()  # [n, 1, classes], one view for all the steps' numpy arithmetic
-            outputs += [self._step_output(i, logits, rows, spikes, starts[i], per_step) for i in range(n)]
+            rows = logits.detach().cpu().numpy()  # [n, 1, classes]: the steps' arithmetic runs in numpy
+            outputs += [self._step_output(i, rows, spikes, starts[i], per_step) for i in range(n)]
             done -= n
             start = time.perf_counter()
         return outputs
+
+    @property
+    def _direct(self) -> bool:
+        """Whether this push takes the direct Numba path (the backend the session started on, still set)."""
+        return self._direct_backend is not None and self.model.network.backend == self._direct_backend
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
         """Per-step logits ``[steps, 1, classes]`` (and spikes) of ``x``, carrying the state. The Numba
         path keeps its state in the kernels' own layout (no conversion per step)."""
         network = self.model.network
-        if (self._direct and network.backend == self._direct_backend and not network.training
-                and not self.record_spikes and self._state is None):
+        if self._direct and not network.training and not self.record_spikes and self._state is None:
             from . import network_numba
 
             w = network_numba.weights(network)
@@ -223,9 +227,9 @@ class StreamSession:
         frames = self._one_step.batch(windows, device=self.model.device, origins_us=starts[:-1])
         return frames.transpose(0, 1), starts[:-1]  # [1, done, ...] -> [done, 1, ...]
 
-    def _step_output(self, i: int, step_logits: torch.Tensor, rows: np.ndarray, step_spikes: dict | None,
-                     start_us: int, compute_ms: float) -> StepOutput:
-        logits = step_logits[i, 0]
+    def _step_output(self, i: int, rows: np.ndarray, step_spikes: dict | None, start_us: int,
+                     compute_ms: float) -> StepOutput:
+        logits = torch.from_numpy(rows[i, 0])
         # Running mean of the step logits in float64 (numpy: small tensors cost more in torch), so a
         # long stream does not drift.
         if self._logit_sum is None:

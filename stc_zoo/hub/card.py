@@ -70,14 +70,12 @@ class CardResult:
         return f"{self.folds}-fold cross-validation" if self.folds else "validation"
 
     def describe(self) -> str:
-        if self.holdout_unverified:
-            return (f"validation: {self.samples} recordings held out of the {self.source_split} split "
-                    f"({self.val_fraction:.0%} per class, seed {self.seed}), NOT verified unseen by the starting weights")
         if self.folds:
             return (f"stratified {self.folds}-fold cross-validation of all {self.samples} recordings of the "
                     f"{self.source_split} split (seed {self.seed}): mean ± std over folds")
+        unverified = ", NOT verified unseen by the starting weights" if self.holdout_unverified else ""
         return (f"validation: {self.samples} recordings held out of the {self.source_split} split "
-                f"({self.val_fraction:.0%} per class, seed {self.seed})")
+                f"({self.val_fraction:.0%} per class, seed {self.seed}){unverified}")
 
     def stated(self) -> str:
         """The accuracy as the results table states it."""

@@ -98,9 +98,9 @@ def provenance_card(source: Provenance, target: Path, config: StcConfig, network
         return None
     text = source.card.read_text(encoding="utf-8")
     changes = source.changes(config, network)
-    name = _source_name(source)
     if not changes:
         return text
+    name = _source_name(source)
     if changes == ["BatchNorm folded into the convs"]:
         return text.replace("## Data\n\n", "## Data\n\n" + FOLDED_NOTE.format(source=name) + "\n\n", 1)
     try:

@@ -122,8 +122,6 @@ def _bounded_requests(seconds: float, deadline: float):
     request hook on huggingface_hub's own HTTP client fills in the missing bound. A response hook
     checks each answer's claimed size and wraps its body in a stream that counts bytes and time.
     """
-    from huggingface_hub.utils import get_session
-
     ends = time.monotonic() + deadline
 
     def bound(request):
@@ -147,20 +145,11 @@ def _bounded_requests(seconds: float, deadline: float):
         response.stream = _GuardedStream(response.stream, name, limit, ends, deadline)
 
     # huggingface_hub replaces its shared client after a connection error (close_session), so the hooks
-    # go on every client it builds meanwhile, through its client factory; the old factory comes back after.
+    # go on every client it builds meanwhile, through its client factory (huggingface_hub >= 1.0 has one,
+    # and exposes no getter: the module's own variable holds it); the old factory comes back after.
     from huggingface_hub.utils import _http as hf_http
 
-    previous = getattr(hf_http, "_GLOBAL_CLIENT_FACTORY", None)
-    if previous is None:  # pragma: no cover - another huggingface_hub layout: hook the current client only
-        session = get_session()
-        session.event_hooks["request"].append(bound)
-        session.event_hooks["response"].append(guard)
-        try:
-            yield
-        finally:
-            session.event_hooks["request"].remove(bound)
-            session.event_hooks["response"].remove(guard)
-        return
+    previous = hf_http._GLOBAL_CLIENT_FACTORY
 
     def hooked():
         client = previous()
