@@ -10,6 +10,7 @@ either path can continue the other's).
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +44,16 @@ class _Weights:
     fc2_bias: np.ndarray
     sizes: list[tuple[int, int]]  # (H, W) each block works on
     hidden_taps: np.ndarray  # [hidden, 1] ones: the classifier's neuron mixes nothing
+
+    def __post_init__(self):
+        # snn_numba.network's per-layer arguments (tuples: one dispatch check each).
+        self.conv = tuple(b.weight for b in self.blocks)
+        self.conv_bias = tuple(b.bias for b in self.blocks)
+        self.taps = (*(b.mix for b in self.blocks), self.hidden_taps)
+        self.betas = (*(b.beta for b in self.blocks), self.beta)
+        # Each spiking layer's (name, spatial size, channels, k_t): the blocks, then the classifier's neuron.
+        self.layers = [(b.name, size, b.bias.shape[0], b.mix.shape[1]) for b, size in zip(self.blocks, self.sizes)]
+        self.layers.append(("lif", (), self.beta.shape[0], 1))
 
 
 def _watch(network) -> list[tuple]:
@@ -132,12 +143,6 @@ def _state_out(v: np.ndarray, past: np.ndarray, spatial: tuple[int, ...]) -> Lay
     return LayerState(back(v), back(past))
 
 
-def _layers(w: _Weights) -> list[tuple[str, tuple[int, ...], int, int]]:
-    """Each spiking layer's ``(name, spatial size, channels, k_t)``, blocks then the classifier's neuron."""
-    layers = [(b.name, size, b.bias.shape[0], b.mix.shape[1]) for b, size in zip(w.blocks, w.sizes)]
-    return layers + [("lif", (), w.beta.shape[0], 1)]
-
-
 # A batch runs in chunks of samples whose activations fit in about CHUNK_BYTES (a core's share of L2):
 # layer by layer over a whole batch of 32 N-MNIST samples, block 0's output alone is 19 MB and every
 # kernel streams it from memory; in chunks of 3 the same work took 21 instead of 37 ms on one core
@@ -195,7 +200,7 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
         logits, spikes = _run_chunks(network, x.detach().numpy(), native, record, w, chunks, _threads(B))
     new_state = None
     if return_state:
-        new_state = {name: _state_out(*native[name], size) for name, size, _, _ in _layers(w)}
+        new_state = {name: _state_out(*native[name], size) for name, size, _, _ in w.layers}
     return torch.from_numpy(logits).view(T, B, -1), new_state, spikes
 
 
@@ -207,7 +212,7 @@ def rest_state(network, batch: int, state: dict | None = None,
     state = state or {}
     return {name: _state_in(state.get(name), (batch, int(np.prod(size, dtype=np.int64)), channels), k_t,
                             w.fc1.dtype)
-            for name, size, channels, k_t in _layers(w)}
+            for name, size, channels, k_t in w.layers}
 
 
 def run(network, x: np.ndarray, state: dict, record: bool = False,
@@ -222,31 +227,25 @@ def run(network, x: np.ndarray, state: dict, record: bool = False,
 def _run(network, x, state, record, w):
     dtype = w.fc1.dtype
     T, B = x.shape[:2]
-    consts = snn_numba.scalars(dtype, network.config.v_th, network.config.K)
-    soft = network.config.reset == "soft"
-    h = np.ascontiguousarray(x.transpose(0, 1, 3, 4, 2), dtype=dtype)
-    spikes = {}
-    for block, (H, W) in zip(w.blocks, w.sizes):
-        c_in, c_out = h.shape[-1], block.bias.shape[0]
-        y = np.empty((T, B, H, W, c_out), dtype=dtype)
-        if not snn_numba.conv_sparse(h.reshape(T * B, H, W, c_in), block.weight, block.bias,
-                                     y.reshape(T * B, H, W, c_out)):
-            raise InputError("input holds NaN or Inf")
-        s = np.empty_like(y)
-        snn_numba.tail(y.reshape(T, B, H * W, c_out), block.mix, block.beta, *consts, soft, *state[block.name],
-                       s.reshape(T, B, H * W, c_out))
-        if record:
-            spikes[block.name] = torch.from_numpy(s).permute(0, 1, 4, 2, 3)
-        h = np.empty((T, B, H // 2, W // 2, c_out), dtype=dtype)
-        snn_numba.pool2(s.reshape(T * B, H, W, c_out), network.config.pool == "max", dtype.type(0.25),
-                        h.reshape(T * B, H // 2, W // 2, c_out))
-    hidden = np.empty((T * B, w.fc1.shape[1]), dtype=dtype)
-    snn_numba.linear_sparse(h.reshape(T * B, -1), w.fc1, w.fc1_bias, hidden)
-    s = np.empty_like(hidden)
-    snn_numba.tail(hidden.reshape(T, B, 1, -1), w.hidden_taps, w.beta, *consts, soft, *state["lif"],
-                   s.reshape(T, B, 1, -1))
-    if record:
-        spikes["lif"] = torch.from_numpy(s).view(T, B, -1)
+    layers = w.layers
+    blocks = tuple(np.empty((T, B, *size, c), dtype) if record else _none(dtype, 5) for _, size, c, _ in layers[:-1])
+    lif = np.empty((T, B, w.beta.shape[0]), dtype) if record else _none(dtype, 3)
     logits = np.empty((T * B, w.fc2.shape[1]), dtype=dtype)
-    snn_numba.linear_sparse(s, w.fc2, w.fc2_bias, logits)
-    return logits, (spikes if record else None)
+    v = tuple(state[name][0] for name, *_ in layers)
+    past = tuple(state[name][1] for name, *_ in layers)
+    config = network.config
+    if not snn_numba.network(x, w.conv, w.conv_bias, w.taps, w.betas, config.pool == "max", dtype.type(0.25),
+                             w.fc1, w.fc1_bias, w.fc2, w.fc2_bias, *snn_numba.scalars(dtype, config.v_th, config.K),
+                             config.reset == "soft", v, past, blocks, lif, logits):
+        raise InputError("input holds NaN or Inf")
+    if not record:
+        return logits, None
+    spikes = {name: torch.from_numpy(s).permute(0, 1, 4, 2, 3) for (name, *_), s in zip(layers, blocks)}
+    spikes["lif"] = torch.from_numpy(lif)
+    return logits, spikes
+
+
+@functools.lru_cache(maxsize=None)
+def _none(dtype: np.dtype, ndim: int) -> np.ndarray:
+    """The empty array the kernel is given for spikes nobody records."""
+    return np.empty((0,) * ndim, dtype=dtype)

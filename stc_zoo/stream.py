@@ -166,9 +166,8 @@ class StreamSession:
         while done > 0:  # in chunks: a long silent stretch costs CHUNK_STEPS steps of memory at a time
             n = min(done, CHUNK_STEPS)
             x, starts = self._compress_completed(n)
-            logits, spikes = self._forward(x)
+            rows, spikes = self._forward(x)  # rows: [n, 1, classes] numpy (the steps' arithmetic runs in numpy)
             per_step = 1e3 * (time.perf_counter() - start) / n
-            rows = logits.detach().cpu().numpy()  # [n, 1, classes]: the steps' arithmetic runs in numpy
             outputs += [self._step_output(i, rows, spikes, starts[i], per_step) for i in range(n)]
             done -= n
             start = time.perf_counter()
@@ -179,18 +178,25 @@ class StreamSession:
         """Whether this push takes the direct Numba path (the backend the session started on, still set)."""
         return self._direct_backend is not None and self.model.network.backend == self._direct_backend
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
-        """Per-step logits ``[steps, 1, classes]`` (and spikes) of ``x``, carrying the state. The Numba
-        path keeps its state in the kernels' own layout (no conversion per step)."""
+    def _forward(self, x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, dict | None]:
+        """Per-step logits ``[steps, 1, classes]`` as a numpy array (and spikes) of ``x``, carrying the
+        state. The Numba path keeps its state in the kernels' own layout (no conversion per step); on
+        the direct path ``x`` is the compression's numpy array and no tensor is made at all."""
         network = self.model.network
-        if self._direct and not network.training and not self.record_spikes and self._state is None:
+        if isinstance(x, np.ndarray):  # the direct path (_compress_completed checked it)
             from . import network_numba
 
             w = network_numba.weights(network)
             if self._native is None:
                 self._native = network_numba.rest_state(network, 1, None, w)
-            logits, _ = network_numba.run(network, x.numpy(), self._native, False, w)
-            return torch.from_numpy(logits).view(x.shape[0], 1, -1), None
+            logits, _ = network_numba.run(network, x, self._native, False, w)
+            return logits.reshape(x.shape[0], 1, -1), None
+        logits, spikes = self._forward_tensor(x)
+        return logits.detach().cpu().numpy(), spikes
+
+    def _forward_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        """``_forward`` for a tensor: the reference path, or the Numba path through the checks."""
+        network = self.model.network
         with torch.no_grad():
             native = network.uses_numba(x)
             if (self._native is not None and not native) or (self._state is not None and native):
@@ -207,22 +213,25 @@ class StreamSession:
             self._state = out.state
             return out.logits, out.spikes
 
-    def _compress_completed(self, done: int) -> tuple[torch.Tensor, list[int]]:
-        """``[done, 1, 2, H', W']`` current of the next ``done`` steps; their events leave the buffer."""
+    def _compress_completed(self, done: int) -> tuple[torch.Tensor | np.ndarray, list[int]]:
+        """``[done, 1, 2, H', W']`` current of the next ``done`` steps; their events leave the buffer. A
+        numpy array when the push takes the direct path (the network runs on it as it is), else a tensor."""
         pending = np.concatenate(self._pending) if len(self._pending) > 1 else (
             self._pending[0] if self._pending else np.empty(0, EVENT_DTYPE))
         starts = [self.origin_us + (self.steps + i) * self.step_us for i in range(done + 1)]
         cuts = np.searchsorted(pending["t"], starts, side="left")
         rest = pending[cuts[-1]:]
         self._pending = [rest] if len(rest) else []
-        if self._direct:  # the windows are consecutive slices: one kernel call over their span
+        network = self.model.network
+        if self._direct and not network.training and not self.record_spikes and self._state is None:
+            # The windows are consecutive slices: one kernel call over their span.
             c = self._one_step.config
             span = pending[cuts[0]:cuts[-1]]
             frames, (code, _) = compress_numba.compress_events(
                 span["x"], span["y"], span["p"], span["t"], (cuts - cuts[0]).astype(np.int64), c.sensor_size, 1,
                 c.ratio, c.split_by, c.spatial, c.decay, c.step_us, np.asarray(starts[:-1], dtype=np.int64))
             if code == compress_numba.OK:
-                return torch.from_numpy(frames).transpose(0, 1), starts[:-1]
+                return frames.transpose(1, 0, 2, 3, 4), starts[:-1]
         windows = [pending[cuts[i]:cuts[i + 1]] for i in range(done)]
         frames = self._one_step.batch(windows, device=self.model.device, origins_us=starts[:-1])
         return frames.transpose(0, 1), starts[:-1]  # [1, done, ...] -> [done, 1, ...]

@@ -58,6 +58,55 @@ def test_tail_does_not_modify_the_state_it_is_given():
     assert torch.equal(v0, before[0]) and torch.equal(past, before[1])
 
 
+# ---------------------------------------------------------------------------------- conv and linear
+def sequential_conv(x, w, bias):
+    """conv2d as ``conv_sparse`` promises to sum it: per output, inputs in raster order, channels
+    ascending, each ``v * w`` added on its own (float32 rounding makes any other order visible).
+    x ``[H, W, Cin]``, w ``[Cin, k, k, Cout]`` (torch's kx order), bias ``[Cout]``."""
+    H, W, Cin = x.shape
+    k = w.shape[1]
+    out = np.broadcast_to(bias, (H, W, len(bias))).copy()
+    for iy, ix, ci in zip(*np.nonzero(x)):
+        for ky in range(k):
+            for kx in range(k):
+                oy, ox = iy - ky + k // 2, ix - kx + k // 2
+                if 0 <= oy < H and 0 <= ox < W:
+                    out[oy, ox] += x[iy, ix, ci] * w[ci, ky, kx]
+    return out
+
+
+@pytest.mark.parametrize("c_in", [1, 2, 3, 4, 7, 9, 20])
+def test_conv_sums_in_one_order_whether_it_gathers_channels_or_not(c_in):
+    """Below GATHER_MIN_CHANNELS the conv adds one channel per pass, from it up to eight (1, 2, 4, 8
+    at a time); every way gives the bits of the sequential order, so frames never depend on the pass."""
+    from stc_zoo.kernels import snn_numba
+
+    rng = np.random.default_rng(c_in)
+    x = (rng.integers(1, 5, (2, 7, 6, c_in)) * (rng.random((2, 7, 6, c_in)) < 0.6)).astype(np.float32)
+    x[0, 3, 2] = rng.integers(1, 5, c_in)  # a pixel with every channel on: the widest passes
+    w = rng.standard_normal((c_in, 3, 3, 5)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    out = np.empty((2, 7, 6, 5), np.float32)
+    assert snn_numba.conv_sparse(x, snn_numba.flip_kx(w), bias, out)
+    for n in range(2):
+        assert np.array_equal(out[n], sequential_conv(x[n], w, bias))
+
+
+def test_linear_sums_in_one_order():
+    from stc_zoo.kernels import snn_numba
+
+    rng = np.random.default_rng(0)
+    x = (rng.integers(1, 5, (3, 37)) * (rng.random((3, 37)) < 0.7)).astype(np.float32)
+    w, bias = rng.standard_normal((37, 6)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    out = np.empty((3, 6), np.float32)
+    snn_numba.linear_sparse(x, w, bias, out)
+    for n in range(3):
+        want = bias.copy()
+        for f in np.nonzero(x[n])[0]:
+            want += x[n, f] * w[f]
+        assert np.array_equal(out[n], want)
+
+
 # ---------------------------------------------------------------------------------- network
 def lively(config: StcConfig, seed: int = 0, dtype=torch.float64) -> StcNetwork:
     """An eval-mode network whose every layer spikes on random input (random weights are too quiet)."""
@@ -209,7 +258,8 @@ def test_no_recompilation_when_batch_size_or_event_count_changes():
     model = StcSNN(StcConfig().replace(num_classes=5, **NETWORKS[0])).eval()
     with torch.no_grad():
         model.predict_proba(synthetic_events((16, 12), 300, seed=0))
-        kernels = (compress_numba._compress, snn_numba.conv_sparse, snn_numba.tail, snn_numba.linear_sparse)
+        kernels = (compress_numba._compress, snn_numba.network, snn_numba.conv_sparse, snn_numba.tail,
+                   snn_numba.linear_sparse)
         before = [len(k.signatures) for k in kernels]
         for batch, n in ((1, 17), (3, 5000), (7, 1)):
             model.predict_proba([synthetic_events((16, 12), n, seed=s) for s in range(batch)])
