@@ -180,7 +180,8 @@ def _run_chunks(network, x: np.ndarray, native: dict, record: bool, w: _Weights,
     T = x.shape[0]
     for (a, b), part in zip(chunks, parts):
         for name, (v, past) in part.items():
-            native[name][0][a:b], native[name][1][:, a:b] = v, past
+            if v.size:  # (not _at_rest's)
+                native[name][0][a:b], native[name][1][:, a:b] = v, past
     logits = np.concatenate([r[0].reshape(T, b - a, -1) for r, (a, b) in zip(results, chunks)], axis=1)
     spikes = ({name: torch.cat([r[1][name] for r in results], 1) for name in results[0][1]} if record else None)
     return logits.reshape(T * x.shape[1], -1), spikes
@@ -192,7 +193,8 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
     Raises InputError if ``x`` holds NaN or Inf (checked by the first conv)."""
     w = weights(network)
     T, B = x.shape[:2]
-    native = rest_state(network, B, state, w)
+    # From rest with no state to return, the kernel makes the zeros itself.
+    native = rest_state(network, B, state, w) if state or return_state else _at_rest(w)
     chunks = _chunks(B, T, w)
     if len(chunks) == 1:
         logits, spikes = run(network, x.detach().numpy(), native, record, w)
@@ -243,6 +245,12 @@ def _run(network, x, state, record, w):
     spikes = {name: torch.from_numpy(s).permute(0, 1, 4, 2, 3) for (name, *_), s in zip(layers, blocks)}
     spikes["lif"] = torch.from_numpy(lif)
     return logits, spikes
+
+
+def _at_rest(w: _Weights) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A state the kernel reads as every layer at rest (and whose end nobody keeps)."""
+    dtype = w.fc1.dtype
+    return {name: (_none(dtype, 3), _none(dtype, 4)) for name, *_ in w.layers}
 
 
 @functools.lru_cache(maxsize=None)
