@@ -355,6 +355,16 @@ def profile_fast_path(model, events: np.ndarray, runs: int = 200) -> list[dict]:
     rows.append({"stage": f"fc1 {feats.shape[1]}->{hidden.shape[1]} (sparse)", "ms": median_ms(
         lambda: snn_numba.linear_sparse(feats, w.fc1, w.fc1_bias, hidden), runs),
         "input density": f"{(feats != 0).mean():.3f}", "dense torch ms": f"{dense:.3f}"})
+    # The kernels in sequence, as the forward runs them (one call, caches shared between layers), and the
+    # same frames one step per call with the state carried, as a streaming session runs them.
+    frames = x.numpy()
+    whole = median_ms(lambda: network_numba.run(net, frames, network_numba.at_rest(w), False, w), runs)
+    rows.append({"stage": f"all layers in one call ({T} steps)", "ms": whole, "input density": "-",
+                 "dense torch ms": "-"})
+    state = network_numba.rest_state(net, B, None, w)
+    stepwise = median_ms(lambda: [network_numba.run(net, frames[t:t + 1], state, False, w) for t in range(T)], runs)
+    rows.append({"stage": f"all layers, one step per call ({T} calls, state carried: a stream's kernels)",
+                 "ms": stepwise, "input density": "-", "dense torch ms": "-"})
     with torch.no_grad():
         total = median_ms(lambda: model.predict_proba(events), runs)
     rows.append({"stage": "whole fast path, raw events -> probabilities", "ms": total, "input density": "-",

@@ -156,6 +156,8 @@ _pool: ThreadPoolExecutor | None = None
 
 def _chunks(B: int, T: int, w: _Weights) -> list[tuple[int, int]]:
     """``(start, stop)`` sample ranges that cover the batch, each about CHUNK_BYTES of activations."""
+    if B == 1:
+        return [(0, 1)]
     per_sample = T * max(b.bias.shape[0] * H * W for b, (H, W) in zip(w.blocks, w.sizes)) * w.fc1.dtype.itemsize
     size = max(1, CHUNK_BYTES // max(per_sample, 1))
     return [(a, min(a + size, B)) for a in range(0, B, size)]
@@ -180,7 +182,7 @@ def _run_chunks(network, x: np.ndarray, native: dict, record: bool, w: _Weights,
     T = x.shape[0]
     for (a, b), part in zip(chunks, parts):
         for name, (v, past) in part.items():
-            if v.size:  # (not _at_rest's)
+            if v.size:  # (not at_rest's)
                 native[name][0][a:b], native[name][1][:, a:b] = v, past
     logits = np.concatenate([r[0].reshape(T, b - a, -1) for r, (a, b) in zip(results, chunks)], axis=1)
     spikes = ({name: torch.cat([r[1][name] for r in results], 1) for name in results[0][1]} if record else None)
@@ -194,7 +196,7 @@ def forward_steps(network, x: torch.Tensor, state: dict, record: bool, return_st
     w = weights(network)
     T, B = x.shape[:2]
     # From rest with no state to return, the kernel makes the zeros itself.
-    native = rest_state(network, B, state, w) if state or return_state else _at_rest(w)
+    native = rest_state(network, B, state, w) if state or return_state else at_rest(w)
     chunks = _chunks(B, T, w)
     if len(chunks) == 1:
         logits, spikes = run(network, x.detach().numpy(), native, record, w)
@@ -247,7 +249,7 @@ def _run(network, x, state, record, w):
     return logits, spikes
 
 
-def _at_rest(w: _Weights) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def at_rest(w: _Weights) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A state the kernel reads as every layer at rest (and whose end nobody keeps)."""
     dtype = w.fc1.dtype
     return {name: (_none(dtype, 3), _none(dtype, 4)) for name, *_ in w.layers}
