@@ -162,6 +162,24 @@ def test_e2e_benchmark_script_prints_its_tables(capsys, recordings):
         assert row in out, row
 
 
+def test_sparse_dense_benchmark_script_prints_its_tables(capsys, recordings, tmp_path):
+    """benchmarks/sparse_dense.py runs end to end and its density table reads the recordings given."""
+    import runpy
+    import shutil
+
+    folder = tmp_path / "Train"
+    for i, path in enumerate(p for p in recordings if p.suffix == ".bin"):
+        (folder / str(i)).mkdir(parents=True)
+        shutil.copy(path, folder / str(i))
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "sparse_dense.py"))
+    script["main"](["--data", str(folder), "--every", "1", "--densities", "0.1", "--runs", "2", "--rounds", "1"])
+    out = capsys.readouterr().out
+    n = len(list(folder.glob("*/*.bin")))
+    for row in ("| block 0 conv 2->32 on 34x34 | 0.10 |", "| block 1 conv 32->64 on 17x17 | 0.10 |",
+                f"on {n} recordings", "| block 1 |"):
+        assert row in out, row
+
+
 def test_stream_refuses_a_file_with_a_glitched_timestamp(capsys, recordings, tmp_path):
     folder = tmp_path / "stream-model"
     create_model("nmnist-stream-20ms").save_pretrained(folder)

@@ -66,7 +66,7 @@ def parse(argv: list[str]) -> None:
             return
         scripts = {"training/train.py": train.parse_args, "hub/publish.py": publish_parser().parse_args}
         scripts.update({path: script_parser(path).parse_args for path in
-                        ("training/cv.py", "training/time_to_decision.py", "benchmarks/e2e.py")})
+                        ("training/cv.py", "training/time_to_decision.py", "benchmarks/e2e.py", "benchmarks/sparse_dense.py")})
         if target in scripts:
             scripts[target](rest)
         else:  # kernel scripts: they exist and answer --help
