@@ -21,8 +21,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[viz,formats]"
 	touch $@
 
+# NeuroBench is the oracle of the efficiency metrics (tests/test_metrics.py). --no-deps: it pins
+# torchaudio, which would replace the CPU torch; the harness and snnTorch's neuron classes it
+# imports need nothing beyond what is installed.
+NEUROBENCH := neurobench==2.3.0 snntorch==1.0.0
+
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps $(NEUROBENCH)
 	touch $@
 
 demo: setup

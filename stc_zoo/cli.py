@@ -303,17 +303,7 @@ def show(args) -> None:
 def evaluate(args) -> dict:
     """Accuracy of MODEL on a dataset split, or on the hold-out its card states (``--split val``); one JSON line."""
     model = load_model(args)
-    if args.split == "val":  # the recordings the card's accuracy was measured on, drawn as it says
-        stated = stated_result(model.checkpoint_folder)
-        dataset, indices = held_out(args.data, stated, download=args.download)
-        reader = stated.reader
-    else:
-        reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
-        try:
-            dataset, indices = get_reader(reader)(args.data, args.split, download=args.download), None
-        except DatasetError as err:
-            raise DatasetError(f"{err}\n  (--split {args.split} is the default; a folder with only some splits takes "
-                               "--split train, or --split val for the hold-out on the model's card)") from None
+    dataset, indices, reader = split_of(args, model)
     X, y = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
                             indices=indices)
     result = {"model": args.model, "data": str(args.data), "split": args.split, "samples": len(X),
@@ -329,6 +319,87 @@ def evaluate(args) -> dict:
                   "recordings were seen in training is unknown", file=sys.stderr)
     print(json.dumps(result))
     return result
+
+
+def split_of(args, model: StcSNN) -> tuple:
+    """``(dataset, indices or None, reader)`` of ``--data``/``--split``; ``val`` is the hold-out the model's
+    card states its accuracy on, drawn as the card says."""
+    if args.split == "val":
+        stated = stated_result(model.checkpoint_folder)
+        dataset, indices = held_out(args.data, stated, download=args.download)
+        return dataset, indices, stated.reader
+    reader = args.dataset or (REGISTRY[args.model].reader if args.model in REGISTRY else "nmnist")
+    try:
+        return get_reader(reader)(args.data, args.split, download=args.download), None, reader
+    except DatasetError as err:
+        raise DatasetError(f"{err}\n  (--split {args.split} is the default; a folder with only some splits takes "
+                           "--split train, or --split val for the hold-out on the model's card)") from None
+
+
+def profile(args) -> dict:
+    """Synaptic operations, activation sparsity, membrane updates and footprint of MODEL per recording
+    (``stc_zoo.metrics``), averaged over ``--data``'s split or the FILEs; with ``--threshold`` (or for a
+    duration-binned model) also the operations until the streaming decision."""
+    from . import metrics
+
+    model = load_model(args).fuse_for_inference()
+    if bool(args.files) == bool(args.data):
+        raise InputError("profile: give event FILEs or --data ROOT (with --split), not both or neither")
+    if args.files:
+        events = [read_event_file(f) for f in args.files]
+        source = f"{len(events)} file(s)"
+        batches = (model.compress(events[i:i + args.batch_size], [str(f) for f in args.files[i:i + args.batch_size]])
+                   for i in range(0, len(events), args.batch_size))
+    else:
+        if args.split == "card":  # the recordings the card's accuracy uses
+            stated = stated_result(model.checkpoint_folder)
+            args.split = stated.source_split if stated.folds else "val"
+            args.dataset = args.dataset or stated.reader
+        dataset, indices, _ = split_of(args, model)
+        X, _ = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
+                                indices=indices)
+        source = f"{len(X)} recordings of {args.data} ({args.split})"
+        batches = (X[i:i + args.batch_size].transpose(0, 1) for i in range(0, len(X), args.batch_size))
+    c = model.config.input
+    rule = (args.threshold, args.min_steps, c.T) if args.threshold is not None or c.streamable else None
+    result = metrics.profile(model.network, batches, rule)
+    out = {"model": args.model, "source": source, **result.to_dict()}
+    if args.json:
+        print(json.dumps(out))
+        return out
+    print(f"{args.model}: per recording, averaged over {source}; T = {result.steps} steps")
+    print(render_profile(result, c.step_us, rule))
+    return out
+
+
+def render_profile(p, step_us: int | None, rule) -> str:
+    """``stc-zoo profile``'s tables: connections, spiking layers, totals (and the decision)."""
+    rows = [{"layer": c.name, "input": c.input, "dense MACs": f"{c.dense:,.0f}",
+             "effective MACs": f"{c.effective_macs:,.0f}", "effective ACs": f"{c.effective_acs:,.0f}",
+             "spike inputs as MACs": f"{c.nonzero:,.0f}" if c.input == "spikes" else "-"} for c in p.connections]
+    lines = [table(rows, list(rows[0])), ""]
+    rows = [{"spiking layer": n.name, "neurons": f"{n.neurons:,}", "membrane updates": f"{n.membrane_updates:,.0f}",
+             "spikes": f"{n.spikes:,.1f}", "activation sparsity": f"{n.sparsity:.4f}"} for n in p.neurons]
+    lines += [table(rows, list(rows[0])), ""]
+    lines += [f"total: dense {p.dense:,.0f} MACs; effective {p.effective_macs:,.0f} MACs + {p.effective_acs:,.0f} ACs "
+              f"(spike inputs counted once: {p.spike_macs:,.0f} MACs); {p.membrane_updates:,.0f} membrane updates; "
+              f"activation sparsity {p.activation_sparsity:.4f}",
+              f"footprint: {p.parameters:,} parameters, {p.footprint_bytes:,} bytes with buffers; "
+              f"connection sparsity {p.connection_sparsity:.4f}",
+              "effective synaptic operations per step: " + ", ".join(f"{v:,.0f}" for v in p.per_step())]
+    summary = p.decision_summary()
+    if summary is not None:
+        threshold, min_steps, T = rule
+        said = f"confidence >= {threshold} after >= {min_steps} step(s)" if threshold is not None else f"at step {T}"
+        if summary["decided"]:
+            at = summary["median_steps"]
+            ms = f" ({at * step_us / 1e3:g} ms of recording)" if step_us else ""
+            lines.append(f"decision ({said}): {summary['decided']} decided, {summary['undecided']} not within "
+                         f"{T} steps; median {at:g} steps{ms}, after a median "
+                         f"{summary['median_synops_until_decision']:,.0f} effective synaptic operations")
+        else:
+            lines.append(f"decision ({said}): none of the {summary['undecided']} recordings decided within {T} steps")
+    return "\n".join(lines)
 
 
 def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -> int | None:
@@ -410,6 +481,22 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("file", type=Path, help="event file (.bin, .aedat, .npy)")
     sh.add_argument("--out", type=Path, required=True, help="image to write (.png, .pdf, .svg)")
     sh.add_argument("--label", help="the recording's true class (default: its folder's name, if that is a class)")
+
+    pf = command("profile", profile, "synaptic operations, activation sparsity, membrane updates and footprint "
+                 "per recording, per layer and in total (NeuroBench's definitions; docs/METRICS.md)")
+    pf.add_argument("files", nargs="*", type=Path, metavar="FILE", help="event files (or --data)")
+    pf.add_argument("--data", help="dataset root in its published layout")
+    pf.add_argument("--split", choices=("card", "train", "test", "val"), default="card",
+                    help="card (default): the recordings the model card's accuracy uses (its hold-out, or all of "
+                         "its split for a cross-validated card); a split of --data; val: the card's hold-out")
+    pf.add_argument("--dataset", type=dataset_key, help="reader (as for evaluate)")
+    pf.add_argument("--download", action="store_true", help="fetch the dataset through tonic if missing")
+    pf.add_argument("--threshold", type=float, help="also the operations until a streaming decision at this "
+                    "confidence (a duration-binned model without it: its decision at step T)")
+    pf.add_argument("--min-steps", type=int, default=1, help="with --threshold: never decide before this many steps")
+    pf.add_argument("--batch-size", type=int, default=64)
+    pf.add_argument("--cache-dir", default=None, help="reuse compressed tensors cached here")
+    pf.add_argument("--json", action="store_true", help="one JSON object")
 
     ev = command("evaluate", evaluate, "accuracy of a model on a dataset split (one JSON line)")
     ev.add_argument("--data", required=True, help="dataset root in its published layout")

@@ -167,7 +167,7 @@ class StcNetwork(nn.Module):
             if keep_state:
                 x, new_state[name] = block.run(x, state.get(name), per_step)
             else:
-                x = block.lif._tail(block.current(x, per_step), block.mix.weight)
+                x = _fused(block.lif, block.current(x, per_step), block.mix.weight)
             if record:
                 spikes[name] = x.detach()
             x = self.pool(x.flatten(0, 1)).unflatten(0, x.shape[:2])
@@ -176,7 +176,7 @@ class StcNetwork(nn.Module):
         if keep_state:
             x, new_state["lif"] = self.lif.run(x, state=state.get("lif"))
         else:
-            x = self.lif._tail(x, None)
+            x = _fused(self.lif, x, None)
         if record:
             spikes["lif"] = x.detach()
         logits = torch.stack([self.fc2(f) for f in x]) if per_step else self.fc2(x)
@@ -201,6 +201,12 @@ class StcNetwork(nn.Module):
         """
         if any(k.startswith("blocks.") and k.endswith(".conv.bias") for k in state):
             self.fold_batchnorm()
+
+
+def _fused(lif: MultiThresholdLIF, x: torch.Tensor, mix: torch.Tensor | None) -> torch.Tensor:
+    """``lif``'s fused op on a whole sequence from rest, through the module call where its step mode
+    allows, so that forward hooks see every spiking layer (NeuroBench's activation hooks, a user's)."""
+    return lif(x, mix) if lif.step_mode == "m" else lif._tail(x, mix)
 
 
 def record_spikes(network: StcNetwork, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:

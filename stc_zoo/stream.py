@@ -246,9 +246,7 @@ class StreamSession:
         else:
             np.add(self._logit_sum, rows[i, 0], out=self._logit_sum)
         self.steps += 1
-        mean = (self._logit_sum / self.steps).astype(np.float32)
-        probs = np.exp(mean - mean.max())
-        probs /= probs.sum()
+        probs = running_probs(self._logit_sum, self.steps)
         label = int(probs.argmax())
         spikes = {name: int(s[i].sum()) for name, s in step_spikes.items()} if step_spikes else None
         step = StepOutput(self.steps - 1, start_us + self.step_us - self.origin_us, logits, torch.from_numpy(probs),
@@ -259,8 +257,20 @@ class StreamSession:
         return step
 
     def _decides(self, step: StepOutput) -> bool:
-        if self.steps < self.min_steps:
-            return False
-        if self.threshold is None:
-            return self.steps >= self.model.config.input.T
-        return step.confidence >= self.threshold
+        return decides(self.steps, step.confidence, self.threshold, self.min_steps, self.model.config.input.T)
+
+
+def running_probs(logit_sum: np.ndarray, steps: int) -> np.ndarray:
+    """The running prediction after ``steps`` steps: softmax of the mean step logits (float32), from their
+    float64 sum ``[..., classes]`` (a long stream does not drift)."""
+    mean = (logit_sum / steps).astype(np.float32)
+    probs = np.exp(mean - mean.max(-1, keepdims=True))
+    return probs / probs.sum(-1, keepdims=True)
+
+
+def decides(steps: int, confidence: float, threshold: float | None, min_steps: int, T: int) -> bool:
+    """The decision rule: after ``steps`` steps at running ``confidence``, decide? At the first step with
+    ``confidence >= threshold`` once ``min_steps`` are seen; with no threshold, at step ``T``."""
+    if steps < min_steps:
+        return False
+    return steps >= T if threshold is None else confidence >= threshold
