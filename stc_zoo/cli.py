@@ -351,14 +351,15 @@ def profile(args) -> dict:
         batches = (model.compress(events[i:i + args.batch_size], [str(f) for f in args.files[i:i + args.batch_size]])
                    for i in range(0, len(events), args.batch_size))
     else:
-        if args.split == "card":  # the recordings the card's accuracy uses
-            stated = stated_result(model.checkpoint_folder)
-            args.split = stated.source_split if stated.folds else "val"
-            args.dataset = args.dataset or stated.reader
-        dataset, indices, _ = split_of(args, model)
-        X, _ = compress_dataset(dataset, model.pipeline, args.cache_dir, desc=f"compressing {args.split}",
-                                indices=indices)
-        source = f"{len(X)} recordings of {args.data} ({args.split})"
+        if args.split == "card":
+            from .hub.cost import card_recordings
+
+            dataset, indices, described = card_recordings(model.checkpoint_folder, args.data, args.download)
+        else:
+            dataset, indices, _ = split_of(args, model)
+            described = f"{args.split} split"
+        X, _ = compress_dataset(dataset, model.pipeline, args.cache_dir, desc="compressing", indices=indices)
+        source = f"{len(X)} recordings of {args.data}: {described}"
         batches = (X[i:i + args.batch_size].transpose(0, 1) for i in range(0, len(X), args.batch_size))
     c = model.config.input
     rule = (args.threshold, args.min_steps, c.T) if args.threshold is not None or c.streamable else None

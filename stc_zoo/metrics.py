@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConnectionCost", "NeuronCost", "Profile", "decision_steps", "profile", "static_cost", "step_costs"]
+__all__ = ["ConnectionCost", "NeuronCost", "Profile", "decision_steps", "layer_costs", "profile", "static_cost",
+           "step_costs"]
 
 
 @dataclass
@@ -159,7 +160,7 @@ def _ops(layer: nn.Module, inputs: torch.Tensor, weight: torch.Tensor) -> torch.
     return out.flatten(1).sum(1)
 
 
-def _connection(layer: nn.Module, x: torch.Tensor, kind: str) -> dict[str, torch.Tensor]:
+def layer_costs(layer: nn.Module, x: torch.Tensor, kind: str) -> dict[str, torch.Tensor]:
     """Operations of ``layer`` on ``x [T, B, ...]``: each ``[T, B]``, plus each step's largest input."""
     T, B = x.shape[:2]
     frames = x.flatten(0, 1)
@@ -182,11 +183,11 @@ def step_costs(network, x: torch.Tensor) -> tuple[dict[str, dict], dict[str, tor
     spikes = {name: s.float() for name, s in steps.spikes.items()}
     conns, h, kind = {}, x.to(network.fc1.weight.dtype), "current"
     for i, block in enumerate(network.blocks):
-        conns[f"blocks.{i}.conv"] = {"input": kind, **_connection(block.conv, h, kind)}
+        conns[f"blocks.{i}.conv"] = {"input": kind, **layer_costs(block.conv, h, kind)}
         s = spikes[f"blocks.{i}.lif"]
         h, kind = network.pool(s.flatten(0, 1)).unflatten(0, s.shape[:2]), "spikes"
-    conns["fc1"] = {"input": kind, **_connection(network.fc1, h.flatten(2), kind)}
-    conns["fc2"] = {"input": "spikes", **_connection(network.fc2, spikes["lif"], "spikes")}
+    conns["fc1"] = {"input": kind, **layer_costs(network.fc1, h.flatten(2), kind)}
+    conns["fc2"] = {"input": "spikes", **layer_costs(network.fc2, spikes["lif"], "spikes")}
     return conns, spikes, steps.logits
 
 

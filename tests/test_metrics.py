@@ -203,3 +203,58 @@ def test_profile_of_a_streaming_model_states_operations_until_its_decision(tmp_p
         per_recording.append(sum(one.per_step()[:3]))
     assert got["decision"]["decided"] == 2 and got["decision"]["median_steps"] == 3
     assert got["decision"]["median_synops_until_decision"] == pytest.approx(float(np.median(per_recording)))
+
+
+# ------------------------------------------------------------------ the cost a card states
+def test_the_zoo_cards_state_their_cost_and_it_recomputes(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from eventfiles import SUBSET
+    from stc_zoo.errors import CheckpointError
+    from stc_zoo.hub import cost
+    from stc_zoo.hub.card import read_card
+
+    weights = Path(__file__).resolve().parents[1] / "stc_zoo" / "weights"
+    for name in ("nmnist-t4", "nmnist-stream-20ms"):
+        claim = cost.stated(weights / name)
+        assert claim is not None and claim["command"].startswith(f"stc-zoo profile {name} --data ")
+        assert cost.SECTION in (weights / name / "README.md").read_text()
+        read_card(weights / name / "README.md")  # still a valid card
+    if not SUBSET.is_dir():
+        pytest.skip("recomputing needs ../shared/data/nmnist-subset")
+    folder = tmp_path / "nmnist-stream-20ms"
+    shutil.copytree(weights / "nmnist-stream-20ms", folder)
+    model = StcSNN.from_pretrained(folder)
+    got = cost.check(folder, model, str(SUBSET))  # the card's 100 hold-out recordings, the card's decision rule
+    assert got["recordings"] == 100 and got["decision"]["decided"] > 0
+    claim = cost.stated(folder)
+    assert {k: got[k] for k in cost.FIELDS} == pytest.approx({k: claim[k] for k in cost.FIELDS}, rel=cost.RTOL)
+    before = (folder / "README.md").read_text()
+    cost.write(folder, claim, model.config.input.step_us)
+    assert (folder / "README.md").read_text() == before  # rewriting the same cost changes nothing
+    tampered = dict(claim, effective_acs=claim["effective_acs"] * 0.9)
+    cost.write(folder, tampered)
+    with pytest.raises(CheckpointError, match="effective_acs"):
+        cost.check(folder, StcSNN.from_pretrained(folder), str(SUBSET))
+
+
+def test_costs_benchmark_script_prints_its_table(tmp_path, capsys):
+    """benchmarks/costs.py runs end to end (SpikingJelly's row only where it is installed)."""
+    import runpy
+    from pathlib import Path
+
+    from eventfiles import random_events, write_nmnist
+
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+        write_nmnist(tmp_path / str(i) / "a.bin", random_events(rng, 5000, 34, 34, 300_000))
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "costs.py"))
+    script["main"](["--data", str(tmp_path)])
+    out = capsys.readouterr().out
+    for row in ("| nmnist-t4: T = 4, 16 fine bins compressed 4:1, K = 4 | 4 |",
+                "| the same weights uncompressed: T = 16 steps of one fine bin | 16 |",
+                "| a plain ANN of the same shape (one dense pass) | 1 | 6,082,816 |", "averaged over 2 recordings",
+                "a proxy, not a measurement"):
+        assert row in out, row

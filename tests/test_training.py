@@ -75,6 +75,8 @@ def test_export_loads_and_evaluate_reports_json(data, tmp_path):
     # The export is publishable as it is, and its card's accuracy is recomputed from the recordings.
     checked = publish.validate(tmp_path / "export", verify_data=str(data))
     assert checked.stated.percent == round(meta["best_val_acc"] * 100, 2) == round(checked.measured * 100, 2)
+    # Its cost per decision is stated for the same hold-out, and recomputed on publishing.
+    assert "## Cost per decision" in card and checked.cost["recordings"] == checked.stated.samples
     out = subprocess.run([sys.executable, "-m", "stc_zoo.cli", "evaluate", str(tmp_path / "export"),
                           "--data", str(data), "--split", "test"], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,7 +7,8 @@ EXPORT_DIR is what ``training/train.py --export`` or ``StcSNN.save_pretrained`` 
 validated: no other files (nothing pickled ever leaves), the checksums match, the weights load
 strictly into the config's model, and the card has its metadata header, its result with the
 split it was measured on, and every section. With ``--verify-data ROOT`` the card's accuracy is
-recomputed from the recordings and must equal what the card states.
+recomputed from the recordings and must equal what the card states, and so must its cost per
+decision (synaptic operations, sparsity, footprint: ``stc_zoo.hub.cost``) where it states one.
 
 Then ``create_repo`` + ``upload_folder`` (huggingface_hub; token from ``--token``, HF_TOKEN or
 ``hf auth login``). ``--dry-run`` stops after validation and prints what would be uploaded and
@@ -38,6 +39,7 @@ class Checked:
     card_text: str
     stated: CardResult
     measured: float | None = None
+    cost: dict | None = None  # the card's cost per decision, recomputed (--verify-data)
 
 
 def validate(folder: Path, verify_data: str | None = None) -> Checked:
@@ -76,6 +78,10 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
         if round(checked.measured * 100, 2) != stated.percent:
             raise CheckpointError(f"{folder / CARD_NAME}: states {stated.percent:.2f}% on {stated.describe()}, but "
                                   f"the weights give {checked.measured * 100:.2f}% on {verify_data}")
+    if verify_data is not None:  # the cost per decision the card states, on the same recordings
+        from . import cost
+
+        checked.cost = cost.check(folder, model, verify_data)
     return checked
 
 
@@ -91,6 +97,10 @@ def report(checked: Checked, repo: str, private: bool) -> str:
         lines.append(f"a {stated.folds}-fold cross-validated estimate (folds: "
                      f"{', '.join(f'{a * 100:.1f}' for a in stated.per_fold)}); the training command on the card "
                      "reproduces it")
+    if checked.cost is not None:
+        c = checked.cost
+        lines.append(f"verified: its cost per decision on those {c['recordings']} recordings ({c['effective_macs']:,.0f} "
+                     f"effective MACs + {c['effective_acs']:,.0f} ACs, activation sparsity {c['activation_sparsity']:.4f})")
     return "\n".join(lines)
 
 

@@ -60,3 +60,19 @@ def export(run, meta: dict, cv: dict | None = None) -> None:
         extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
     model.save_pretrained(run.args.export, model_card_kwargs=dict(
         name=name, dataset=dataset, data_note=data_note, result=result, command=command, extra=extra))
+    if result is not None:
+        state_cost(Path(run.args.export), name, meta["data"])
+
+
+def state_cost(folder: Path, name: str, data: str) -> None:
+    """Measure the exported model's cost per decision on its card's recordings and state it in the card
+    (``stc_zoo.hub.cost``); a failure is a warning: the exported weights and card stand without it."""
+    from ..errors import StcError, warn
+    from ..hub import cost
+
+    try:
+        model = StcSNN.from_pretrained(folder)
+        rule = (None, 1) if model.config.input.streamable else None
+        cost.write(folder, cost.measure(model, data, name, rule), model.config.input.step_us)
+    except StcError as err:
+        warn(f"{folder}: the card states no cost per decision ({err}); add it with python -m stc_zoo.hub.cost")
