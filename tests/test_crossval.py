@@ -2,8 +2,10 @@
 
 import json
 import math
+import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +88,10 @@ def test_cross_validation_end_to_end_with_export_and_card(data, tmp_path, capsys
     assert cv["samples"] == 24 and cv["fold_samples"] == [8, 8, 8] and cv["mean"] == pytest.approx(np.mean(cv["per_fold"]))
     assert json.loads((out / crossval.CV_FILE).read_text()) == cv
     assert "3-fold cross-validated accuracy" in capsys.readouterr().out
+    # training/fold_costs.py finds each fold's own held-out recordings: its accuracy there is the fold's.
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "training" / "fold_costs.py"))
+    row = script["fold_cost"](out / "fold-1", str(data), 64)
+    assert row["recordings"] == 8 and row["accuracy"] == cv["per_fold"][0] and row["effective_macs"] > 0
     # The export is the run on every recording; its card states the cross-validated estimate.
     assert json.loads((out / "final" / train.RUN).read_text())["train"]["val_fraction"] == 0
     card, stated = read_card(export / "README.md")
