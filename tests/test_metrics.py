@@ -13,19 +13,15 @@ from torch import nn
 from stc_zoo import StcConfig, StcSNN, metrics
 from stc_zoo.data import synthetic_events
 from stc_zoo.layers import MultiThresholdLIF
+from test_stream import lively
 
 
 def small_model(K: int, seed: int = 0) -> StcSNN:
     """A small eval-mode model whose every layer fires on synthetic events (random weights are quiet)."""
     torch.manual_seed(seed)
     config = StcConfig().replace(sensor_size=(16, 12), num_classes=4, T=3, ratio=2, channels=(6, 8), hidden=12, K=K)
-    model = StcSNN(config).eval()
+    model = lively(StcSNN(config).eval(), bn_bias=(0.5, 1.5))
     with torch.no_grad():
-        for block in model.network.blocks:
-            block.conv.weight.mul_(3)
-            block.bn.bias.uniform_(0.5, 1.5)
-        model.network.fc1.weight.mul_(4)
-        model.network.fc1.bias.uniform_(0.5, 2.0)
         model.network.fc1.weight[0, :5] = 0  # some zero weights: not connections
     return model.fuse_for_inference()
 

@@ -27,13 +27,17 @@ def streaming_model(backend: str, seed: int = 0, sensor_size=(16, 12), step_us=S
     config = StcConfig().replace(sensor_size=sensor_size, num_classes=4, T=5, ratio=4, split_by="duration",
                                  step_us=step_us, channels=(4, 6), hidden=10, k_t=2, K=3)
     torch.manual_seed(seed)
-    model = StcSNN(config, backend=backend).eval()
-    with torch.no_grad():
-        for block in model.network.blocks:
-            block.conv.weight.mul_(3)
-            block.bn.bias.uniform_(0.0, 1.0)
-        model.network.fc1.weight.mul_(4)
-        model.network.fc1.bias.uniform_(0.5, 2.0)
+    return lively(StcSNN(config, backend=backend).eval())
+
+
+@torch.no_grad()
+def lively(model: StcSNN, bn_bias: tuple[float, float] = (0.0, 1.0)) -> StcSNN:
+    """``model`` with weights that make every layer spike on random events (random weights are quiet)."""
+    for block in model.network.blocks:
+        block.conv.weight.mul_(3)
+        block.bn.bias.uniform_(*bn_bias)
+    model.network.fc1.weight.mul_(4)
+    model.network.fc1.bias.uniform_(0.5, 2.0)
     return model
 
 
