@@ -21,7 +21,7 @@ from .data import READERS, read_event_file, synthetic_events
 from .data.events import check_layout
 from .data.tonic_adapter import dataset_key, reader as get_reader
 from .data.compressed import compress_dataset
-from .errors import DatasetError, InputError, StcError, WeightsUnavailableError
+from .errors import CheckpointError, DatasetError, InputError, StcError, WeightsUnavailableError
 from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
@@ -354,7 +354,11 @@ def profile(args) -> dict:
         if args.split == "card":
             from .hub.cost import card_recordings
 
-            dataset, indices, described = card_recordings(model.checkpoint_folder, args.data, args.download)
+            try:
+                dataset, indices, described = card_recordings(model.checkpoint_folder, args.data, args.download)
+            except CheckpointError as err:
+                raise CheckpointError(f"{err}\n  (--split card, the default, profiles the recordings the model card "
+                                      "states its accuracy on; give --split train or test for a split of --data)") from None
         else:
             dataset, indices, _ = split_of(args, model)
             described = f"{args.split} split"

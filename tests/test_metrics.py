@@ -171,6 +171,11 @@ def test_profile_command_on_files_matches_the_library(tmp_path, capsys):
         assert text in out, text
     assert main(["profile", "nmnist-t4"]) == 2  # neither files nor --data
     assert "FILEs or --data" in capsys.readouterr().err
+    from stc_zoo import create_model
+
+    create_model("nmnist-t4").save_pretrained(tmp_path / "untrained")  # a card with no result: no recordings of its own
+    assert main(["profile", str(tmp_path / "untrained"), "--data", str(tmp_path)]) == 2
+    assert "give --split train or test" in capsys.readouterr().err
 
 
 def test_profile_of_a_streaming_model_states_operations_until_its_decision(tmp_path, capsys):
