@@ -10,7 +10,8 @@ selected on the held-out folds), all rows on the same folds so that rows are com
 (paired, corrected resampled t-test: ``stc_zoo.training.crossval``). Rows already finished are kept; a cut
 run continues where it stopped. ``--report`` reads ``OUT/<row>/cv.json``, times batch-1 inference
 (raw events -> logits, the CPU fast path) of each row's fold-1 model in one process, interleaved,
-and rewrites the section of RESULTS.md between its markers.
+counts its operations per decision on fold 1's held-out recordings (``fold_costs.py``), and
+rewrites the section of RESULTS.md between its markers.
 """
 
 from __future__ import annotations
@@ -159,8 +160,11 @@ def report(args, rows) -> str:
 
     from stc_zoo.training import crossval
 
+    from fold_costs import fold_cost  # training/fold_costs.py, beside this script
+
     cvs = {slug: json.loads((Path(args.out) / slug / crossval.CV_FILE).read_text()) for slug, *_ in rows}
     lat = latencies(args, rows)
+    costs = {slug: fold_cost(Path(args.out) / slug / "fold-1", args.data, 64) for slug in cvs}
     k = args.folds
     cpu = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     lines = [
@@ -181,7 +185,8 @@ def report(args, rows) -> str:
     ]
     for title, ref, slugs in TABLES:
         lines += [f"### {title}", "", "| configuration | accuracy % | per fold | latency ms | difference vs reference "
-                  "(points) | p | |", "|---|---|---|---|---|---|---|"]
+                  "(points) | p | | operations per decision: effective MACs + ACs (fold 1 *) | activation sparsity "
+                  "(fold 1 *) |", "|---|---|---|---|---|---|---|---|---|"]
         for slug in (s for s in slugs if s in cvs):
             s = crossval.summarize(cvs[slug]["per_fold"])
             if slug == ref:
@@ -191,8 +196,14 @@ def report(args, rows) -> str:
                 diff = f"{c.diff * 100:+.2f} [{c.low * 100:+.2f}, {c.high * 100:+.2f}]"
                 p, verdict = f"{c.p:.3f}", ("**real**" if c.real else "not distinguishable")
             folds = " ".join(f"{a * 100:.1f}" for a in cvs[slug]["per_fold"])
-            lines.append(f"| {LABELS[slug]} | {s} | {folds} | {lat[slug]:.2f} | {diff} | {p} | {verdict} |")
+            c = costs[slug]
+            lines.append(f"| {LABELS[slug]} | {s} | {folds} | {lat[slug]:.2f} | {diff} | {p} | {verdict} | "
+                         f"{c['effective_macs']:,.0f} + {c['effective_acs']:,.0f} | {c['activation_sparsity']:.4f} |")
         lines.append("")
+    lines += ["\\* Operations per decision: each row's fold-1 model on fold 1's held-out recordings, effective MACs on "
+              "the compressed current and ACs on the spikes (a count of n as n accumulates) per recording, all T steps "
+              "(`stc_zoo.metrics`, docs/METRICS.md; `training/fold_costs.py` prints them with the model's accuracy "
+              "there).", ""]
     lines += ["Commands (one per row; `python training/cv.py --data ... --jobs N` runs them all, side by side):", ""]
     lines += [f"- {label}: `{command(args, slug, changes)}`" for slug, _, label, changes in rows]
     lines += ["", "<!-- cv.py:end -->"]
