@@ -225,29 +225,48 @@ def bench(args) -> dict:
 
 
 def stream(args) -> dict:
-    """Replay a recording at ``--speed`` x real time through a streaming session, step by step."""
+    """Decisions on a live feed (``--udp HOST:PORT``) or a recording replayed at ``--speed`` x real time,
+    step by step through a streaming session; a summary line at the end."""
+    from .errors import EventFormatError
+    from .sources import FileReplay, UdpSource
+
     model = load_model(args)
-    events = read_event_file(args.file)
     session = model.stream(threshold=args.threshold, min_steps=args.min_steps)
-    packet_us = max(1, int(args.packet_ms * 1000))
-    if not len(events):
-        raise StcError(f"{args.file}: no events")
-    events = check_gaps(events, session.max_gap_us, args.file)
-    t0, t_end = int(events["t"][0]), int(events["t"][-1])
-    names, steps = model.config.labels, []
+    names, steps, lags, refused_pushes = model.config.labels, [], [], 0
     rule = (f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)" if args.threshold is not None
             else f"at step T = {model.config.input.T} (no --threshold: the offline rule, not an early decision)")
-    print(f"{args.file}: {len(events):,} events over {(t_end - t0) / 1e3:.1f} ms; "
-          f"steps of {model.config.input.step_us / 1e3:g} ms; packets of {packet_us / 1e3:g} ms at "
-          f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}; decision {rule}")
-    warmup_ms = warm_up(model, events)
+    if bool(args.file) == bool(args.udp):
+        raise InputError("stream: give a recording FILE or --udp HOST:PORT, not both or neither")
+    if args.udp:  # warmed up before listening: a sender started on "listening" is served from its first datagram
+        warmup_ms = warm_up(model, synthetic_events(model.config.input.sensor_size, 2000))
+        host, _, port = args.udp.rpartition(":")
+        source = UdpSource(host or "127.0.0.1", int(port), model.config.input.camera_size, args.timeout,
+                           wait_s=args.wait)
+        print(f"udp://{host}:{port}: listening (SPIF/aestream words); steps of {model.config.input.step_us / 1e3:g} ms; "
+              f"decision {rule}; ends {args.timeout:g} s after the last datagram (or if none comes in {args.wait:g} s)",
+              flush=True)
+    else:
+        events = read_event_file(args.file)
+        if not len(events):
+            raise StcError(f"{args.file}: no events")
+        events = check_gaps(events, session.max_gap_us, args.file)
+        source = FileReplay(events, args.packet_ms * 1000, args.speed, source=str(args.file))
+        t0, t_end = int(events["t"][0]), int(events["t"][-1])
+        print(f"{args.file}: {len(events):,} events over {(t_end - t0) / 1e3:.1f} ms; "
+              f"steps of {model.config.input.step_us / 1e3:g} ms; packets of {source.packet_us / 1e3:g} ms at "
+              f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}; decision {rule}")
+        warmup_ms = warm_up(model, events)
     print(f"warm-up: {warmup_ms:.1f} ms (first call: kernel loading or compilation; not in the per-step times)")
-    start, begin = 0, time.perf_counter()
-    for end in range(t0 + packet_us, t_end + packet_us + 1, packet_us):  # lazily: one packet at a time
-        cut = start + int(np.searchsorted(events["t"][start:], end, side="left"))
-        if args.speed > 0:  # wait for the packet's end, as a camera would deliver it
-            time.sleep(max(0.0, (end - t0) / 1e6 / args.speed - (time.perf_counter() - begin)))
-        for out in session.push(events[start:cut], now_us=end):
+    for packet in source:
+        try:
+            outputs = session.push(packet.events, now_us=packet.until_us)
+        except EventFormatError as err:  # live traffic only (a file's gaps were checked): counted, not fatal
+            refused_pushes += 1
+            print(f"refused a packet: {err}", file=sys.stderr)
+            continue
+        if packet.received_s is not None:
+            lags.append(1e3 * (time.perf_counter() - packet.received_s))
+        for out in outputs:
             steps.append(out)
             print(f"step {out.step:3d}  t={out.end_us / 1e3:7.1f} ms  top {names[out.label]:>10} "
                   f"({out.confidence:.3f})  compute {out.compute_ms:.3f} ms", flush=True)
@@ -255,13 +274,35 @@ def stream(args) -> dict:
                 d = session.decision
                 print(f"decision: {d.name} after {d.end_us / 1e3:.1f} ms of recording (step {d.step}), "
                       f"confidence {d.confidence:.3f}")
-        start = cut
     compute = [o.compute_ms for o in steps]
     d = session.decision
     summary = {"steps": len(steps), "decision": None if d is None else d.name, "decision_rule": rule,
                "recording_ms_at_decision": None if d is None else d.end_us / 1e3,
                "median_compute_ms_per_step": round(float(np.median(compute)), 4) if compute else None,
                "warmup_ms": round(warmup_ms, 1)}
+    if args.udp:
+        st = source.stats
+        summary.update({"packets": st.packets, "events": st.events, "malformed_datagrams": st.malformed,
+                        "dropped_datagrams": st.dropped_datagrams, "off_sensor_events": st.off_sensor,
+                        "backwards_events": st.backwards, "host_stamped_events": st.host_stamped,
+                        "refused_packets": refused_pushes,
+                        "median_lag_ms": round(float(np.median(lags)), 3) if lags else None,
+                        "max_lag_ms": round(float(np.max(lags)), 3) if lags else None})
+    print(json.dumps(summary))
+    return summary
+
+
+def send(args) -> dict:
+    """Send a recording as a live camera would: SPIF/aestream event words over UDP at ``--speed`` x real time."""
+    from .sources.udp import send_udp
+
+    events = check_gaps(read_event_file(args.file), 60_000_000, args.file)
+    host, _, port = args.udp.rpartition(":")
+    begin = time.perf_counter()
+    datagrams = send_udp(events, host or "127.0.0.1", int(port), args.packet_events, args.speed,
+                         timestamps=not args.no_timestamps)
+    summary = {"file": str(args.file), "events": len(events), "datagrams": datagrams,
+               "seconds": round(time.perf_counter() - begin, 3)}
     print(json.dumps(summary))
     return summary
 
@@ -468,14 +509,30 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-compile", action="store_true", help="leave out torch.compile of the SpikingJelly baseline")
     be.add_argument("--json", action="store_true")
 
-    st = command("stream", stream, "replay a recording through a streaming session: each step's top class, "
-                 "the decision, compute per step")
-    st.add_argument("file", type=Path, metavar="FILE", help="event file (.bin, .aedat, .npy)")
+    st = command("stream", stream, "decisions on a live UDP feed or a replayed recording through a streaming "
+                 "session: each step's top class, the decision, compute per step")
+    st.add_argument("file", type=Path, nargs="?", metavar="FILE", help="event file to replay (.bin, .aedat, .npy)")
+    st.add_argument("--udp", metavar="HOST:PORT", help="listen for SPIF/aestream event words on this UDP address "
+                    "instead of replaying a file (send with: stc-zoo send FILE --udp HOST:PORT)")
+    st.add_argument("--timeout", type=float, default=2.0, help="--udp: end this many seconds after the last "
+                    "datagram (default 2)")
+    st.add_argument("--wait", type=float, default=60.0, help="--udp: how long to wait for the first datagram "
+                    "(default 60 s)")
     st.add_argument("--speed", type=float, default=1.0, help="x real time (default 1.0; 0 = as fast as possible)")
     st.add_argument("--packet-ms", type=float, default=1.0, help="duration of each packet pushed (default 1 ms)")
     st.add_argument("--threshold", type=float, help="decide once the running confidence reaches it "
                     "(default: decide at step T, as the offline prediction)")
     st.add_argument("--min-steps", type=int, default=1, help="never decide before this many steps")
+
+    se = command("send", send, "send a recording over UDP as SPIF/aestream event words, at real speed (a stand-in "
+                 "for a live camera)", model=None)
+    se.add_argument("file", type=Path, metavar="FILE", help="event file (.bin, .aedat, .npy)")
+    se.add_argument("--udp", required=True, metavar="HOST:PORT", help="where to send")
+    se.add_argument("--speed", type=float, default=1.0, help="x real time (default 1.0; 0 = as fast as possible)")
+    se.add_argument("--packet-events", type=int, default=180, help="events per datagram (default 180: 1,440 "
+                    "bytes, one Ethernet frame)")
+    se.add_argument("--no-timestamps", action="store_true", help="send no timestamps (the receiver stamps events "
+                    "on arrival)")
 
     tr = sub.add_parser("train", add_help=False, help="train or fine-tune a model (the options of training/train.py; "
                         "stc-zoo train --help lists them)",

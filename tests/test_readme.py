@@ -3,7 +3,8 @@ parser of the program it names (flags as written); the commands whose inputs exi
 
 Commands are the lines of its non-Python code blocks that start with ``.venv/bin/`` (after an
 optional ``$ ``) and its inline code that does. A command runs when it names no placeholder (ROOT, DIR, PATH/TO, org/name) and
-does not train or read a training run's output (``runs/...``), which would take the test minutes.
+does not train or read a training run's output (``runs/...``), which would take the test minutes, nor listen
+for a live sender (``stream --udp``: tests/test_sources.py runs it with one).
 """
 
 import importlib.util
@@ -79,7 +80,8 @@ def runs_here(argv: list[str]) -> bool:
     text = " ".join(argv)
     return (argv[0] == "stc-zoo" and argv[1:2] != ["train"] and not any(p in text for p in PLACEHOLDERS)
             and not any(a.startswith("runs/") and a != "runs/figure.png" for a in argv)
-            and ("../shared" not in text or SUBSET.is_dir()))
+            and ("../shared" not in text or SUBSET.is_dir())
+            and not (argv[1:2] == ["stream"] and "--udp" in argv))  # waits for a sender: test_sources.py runs it with one
 
 
 def test_the_readme_shows_python_examples_and_commands():

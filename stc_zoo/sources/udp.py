@@ -1,0 +1,146 @@
+"""Events over UDP in the SPIF / aestream word format (``spif``): what aestream, SPIF's spiffer and
+``send_udp`` send.
+
+A receiver thread reads datagrams into a bounded queue (``queue_datagrams``); when the consumer
+(the network) falls behind and the queue is full, the newest datagrams are dropped and counted
+(``stats.dropped_datagrams``), so memory stays bounded and the lag never grows without limit. The
+iterator decodes, drops and counts events off the sensor or older than one already passed on, and
+ends when no datagram arrived for ``timeout_s`` (the sender stopped) or when ``close()`` is called.
+Events that came without a timestamp are stamped with the host's clock on arrival (microseconds
+since the source opened) and counted (``stats.host_stamped``).
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from . import Packet, SourceStats
+from .spif import Decoder, encode
+
+MAX_DATAGRAM = 65_507  # the largest UDP payload over IPv4
+
+
+class UdpSource:
+    """Packets of events received on ``host:port`` (one per datagram).
+
+    Args:
+        host, port: where to listen (port 0: any free port; ``address`` says which).
+        sensor_size: ``(W, H)``; events outside it are dropped and counted. None: keep all.
+        timeout_s: end the stream after this long without a datagram, once one has arrived.
+        wait_s: how long to wait for the first datagram (the sender may start later).
+        queue_datagrams: datagrams held while the consumer is busy; beyond it they are dropped, counted.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 3333, sensor_size: tuple[int, int] | None = None,
+                 timeout_s: float = 2.0, queue_datagrams: int = 4096, wait_s: float = 60.0):
+        if timeout_s <= 0 or wait_s <= 0 or queue_datagrams < 1:
+            raise InputError(f"timeout_s and wait_s must be > 0 and queue_datagrams >= 1, got {timeout_s}, {wait_s}, "
+                             f"{queue_datagrams}")
+        self.sensor_size, self.timeout_s, self.wait_s = sensor_size, timeout_s, wait_s
+        self.stats = SourceStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_datagrams)
+        self._decoder, self._last_t = Decoder(), None
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        try:
+            self._sock.bind((host, port))
+        except OSError as err:
+            self._sock.close()
+            raise InputError(f"udp://{host}:{port}: cannot listen there ({err})") from None
+        self._sock.settimeout(0.05)  # so the thread notices close()
+        self._t0 = time.monotonic_ns()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._receive, name="stc-zoo-udp", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._sock.getsockname()
+
+    def _receive(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self._sock.recv(MAX_DATAGRAM)
+            except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
+                return
+            arrival = (time.monotonic_ns() - self._t0) // 1000
+            try:
+                self._queue.put_nowait((data, arrival, time.perf_counter()))
+            except queue.Full:
+                self.stats.dropped_datagrams += 1
+
+    def __iter__(self) -> Iterator[Packet]:
+        while not self._closed.is_set():
+            try:
+                data, arrival, received = self._queue.get(
+                    timeout=self.timeout_s if self.stats.datagrams else self.wait_s)
+            except queue.Empty:
+                break  # the sender stopped (or never started)
+            packet = self._packet(data, arrival, received)
+            if packet is not None:
+                yield packet
+        self.close()
+
+    def _packet(self, data: bytes, arrival_us: int, received: float) -> Packet | None:
+        self.stats.datagrams += 1
+        decoded = self._decoder.decode(data, arrival_us)
+        if decoded is None:
+            self.stats.malformed += 1
+            return None
+        events, stamped = decoded
+        self.stats.host_stamped += stamped
+        keep = np.ones(len(events), dtype=bool)
+        if self.sensor_size is not None:
+            keep &= (events["x"] < self.sensor_size[0]) & (events["y"] < self.sensor_size[1])
+            self.stats.off_sensor += int((~keep).sum())
+        t = events["t"]
+        floor = np.maximum.accumulate(np.where(keep, t, np.iinfo(np.int64).min))
+        if self._last_t is not None:
+            floor = np.maximum(floor, self._last_t)
+        ordered = keep & (t >= floor)  # an event older than one before it (here or earlier) is dropped
+        self.stats.backwards += int((keep & ~ordered).sum())
+        events = events[ordered]
+        if not len(events):
+            return None
+        self._last_t = int(events["t"][-1])
+        self.stats.packets += 1
+        self.stats.events += len(events)
+        return Packet(events, None, received)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._sock.close()
+
+    def __enter__(self) -> UdpSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def send_udp(events: np.ndarray, host: str, port: int, packet_events: int = 180, speed: float = 0.0,
+             timestamps: bool = True) -> int:
+    """Send ``events`` to ``host:port`` in the SPIF word format, ``packet_events`` per datagram (180 x 8
+    bytes fits a 1500-byte Ethernet frame), paced at ``speed`` x real time (0: as fast as possible).
+    Returns the number of datagrams sent."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t0, begin, sent = (int(events["t"][0]) if len(events) else 0), time.perf_counter(), 0
+        for i in range(0, len(events), packet_events):
+            chunk = events[i:i + packet_events]
+            if speed > 0:
+                time.sleep(max(0.0, (int(chunk["t"][-1]) - t0) / 1e6 / speed - (time.perf_counter() - begin)))
+            sock.sendto(encode(chunk, timestamps), (host, port))
+            sent += 1
+    finally:
+        sock.close()
+    return sent

@@ -1,0 +1,190 @@
+"""Live event sources (stc_zoo.sources): the SPIF/aestream word format, UDP on 127.0.0.1, file replay,
+and what bad traffic does (a counted drop or an error, never a crash or a wrong event)."""
+
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from eventfiles import SUBSET, random_events, write_nmnist
+from stc_zoo import InputError, StcSNN
+from stc_zoo.data import read_event_file
+from stc_zoo.data.events import EVENT_DTYPE
+from stc_zoo.sources import FileReplay, UdpSource
+from stc_zoo.sources import spif
+from stc_zoo.sources.udp import send_udp
+
+
+def events_of(n: int, seed: int = 0, W: int = 34, H: int = 34, t_max: int = 300_000) -> np.ndarray:
+    e = random_events(np.random.default_rng(seed), n, W, H, t_max)
+    out = np.empty(len(e), dtype=EVENT_DTYPE)
+    for f in ("x", "y", "t", "p"):
+        out[f] = e[f]
+    return out
+
+
+def recording() -> np.ndarray:
+    real = SUBSET / "Train" / "3" / "00008.bin"
+    return read_event_file(real) if real.is_file() else events_of(5000)
+
+
+# ------------------------------------------------------------------ the word format
+def test_words_round_trip_with_and_without_timestamps_and_across_a_wrap():
+    e = events_of(500)
+    e["x"][:3], e["y"][:3] = [0, 32767, 5], [32767, 0, 7]  # the 15-bit extremes
+    events, stamped = spif.Decoder().decode(spif.encode(e), arrival_us=0)
+    assert stamped == 0 and np.array_equal(events, e)
+    events, stamped = spif.Decoder().decode(spif.encode(e, timestamps=False), arrival_us=1234)
+    assert stamped == len(e) and (events["t"] == 1234).all()
+    assert np.array_equal(events[["x", "y", "p"]], e[["x", "y", "p"]])
+    # A clock past 2**32 us: the words wrap, the decoder unwraps them across datagrams.
+    late = events_of(200)
+    late["t"] = np.sort(np.random.default_rng(1).integers(2**32 - 50_000, 2**32 + 50_000, 200))
+    decoder = spif.Decoder()
+    got = np.concatenate([decoder.decode(spif.encode(late[i:i + 50]), 0)[0] for i in range(0, 200, 50)])
+    assert np.array_equal(got["t"], late["t"])
+
+
+def test_a_datagram_mixing_stamped_and_unstamped_events_is_walked_word_by_word():
+    e = events_of(6)
+    data = b"".join(spif.encode(e[i:i + 1], timestamps=bool(i % 2)) for i in range(6))
+    events, stamped = spif.Decoder().decode(data, arrival_us=99)
+    assert stamped == 3 and np.array_equal(events[["x", "y", "p"]], e[["x", "y", "p"]])
+    assert list(events["t"][1::2]) == list(e["t"][1::2]) and (events["t"][0::2] == 99).all()
+
+
+def test_malformed_datagrams_are_refused_whole():
+    e = events_of(4)
+    assert spif.Decoder().decode(spif.encode(e)[:-1], 0) is None  # not a whole number of words
+    unstamped = spif.encode(e[:1], timestamps=False)
+    assert spif.Decoder().decode(unstamped + spif.encode(e[1:2])[:4], 0) is None  # its timestamp word is missing
+
+
+# ------------------------------------------------------------------ UDP on 127.0.0.1
+def serve(source: UdpSource, send) -> list:
+    """Packets the source yields while ``send(host, port)`` runs in a thread."""
+    host, port = source.address
+    sender = threading.Thread(target=send, args=(host, port))
+    sender.start()
+    packets = list(source)
+    sender.join()
+    return packets
+
+
+def test_a_recording_over_udp_arrives_as_the_file_holds_it():
+    e = recording()
+    source = UdpSource("127.0.0.1", 0, sensor_size=(34, 34), timeout_s=0.5)
+    packets = serve(source, lambda h, p: send_udp(e, h, p))
+    assert np.array_equal(np.concatenate([p.events for p in packets]), e)
+    assert source.stats.events == len(e) and source.stats.refused() == 0
+    assert all(p.received_s is not None for p in packets)
+
+
+def test_decisions_on_the_udp_feed_equal_the_file_replays_bit_for_bit():
+    model = StcSNN.from_pretrained("nmnist-stream-20ms")
+    e = recording()
+
+    def outputs(packets):
+        session = model.stream(threshold=0.9, min_steps=2)
+        steps = [o for p in packets for o in session.push(p.events, now_us=p.until_us)]
+        return np.stack([o.logits.numpy() for o in steps]), session.decision
+
+    live = serve(UdpSource("127.0.0.1", 0, (34, 34), timeout_s=0.5), lambda h, p: send_udp(e, h, p, packet_events=97))
+    file = list(FileReplay(e, packet_us=1000, speed=0))
+    got, decided = outputs(live)
+    want, expected = outputs(file)
+    # The live feed says nothing of time beyond its last event, so its last partial step stays open.
+    assert len(got) >= len(want) - 1 and np.array_equal(got, want[:len(got)])
+    assert decided == expected and decided is not None
+
+
+def test_bad_traffic_is_counted_never_passed_on():
+    source = UdpSource("127.0.0.1", 0, sensor_size=(34, 34), timeout_s=0.5)
+    e = events_of(20)
+    e["t"] += 1000
+    off = e[10:15].copy()
+    off["x"] = 40  # off the 34x34 sensor
+    back = e[10:15].copy()
+    back["t"] = 5  # older than events already passed on
+
+    def send(host, port):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for data in (spif.encode(e[:10]), b"\x01\x02\x03", spif.encode(off), spif.encode(back),
+                         spif.encode(e[10:])):
+                s.sendto(data, (host, port))
+                time.sleep(0.01)
+
+    packets = serve(source, send)
+    st = source.stats
+    assert (st.datagrams, st.malformed, st.off_sensor, st.backwards) == (5, 1, 5, 5)
+    assert st.events == 20 and st.refused() == 11 and st.host_stamped == 0
+    assert np.array_equal(np.concatenate([p.events for p in packets]), e)
+
+
+def test_events_without_timestamps_are_stamped_on_arrival_and_counted():
+    source = UdpSource("127.0.0.1", 0, sensor_size=(34, 34), timeout_s=0.5)
+    e = events_of(50)
+    packets = serve(source, lambda h, p: send_udp(e, h, p, packet_events=10, timestamps=False))
+    got = np.concatenate([p.events for p in packets])
+    assert source.stats.host_stamped == 50 and np.array_equal(got[["x", "y", "p"]], e[["x", "y", "p"]])
+    assert (np.diff(got["t"]) >= 0).all() and got["t"][0] >= 0  # microseconds since the source opened
+
+
+def test_a_flood_is_bounded_and_its_drops_counted():
+    source = UdpSource("127.0.0.1", 0, timeout_s=0.5, queue_datagrams=4)
+    host, port = source.address
+    send_udp(events_of(2000), host, port, packet_events=10)  # 200 datagrams while nobody reads
+    time.sleep(0.2)
+    packets = list(source)
+    assert len(packets) == 4 and source.stats.dropped_datagrams == 196
+
+
+def test_a_silent_sender_ends_the_stream_cleanly():
+    begin = time.perf_counter()
+    source = UdpSource("127.0.0.1", 0, timeout_s=0.2, wait_s=0.3)
+    assert list(source) == [] and time.perf_counter() - begin < 5
+    taken = UdpSource("127.0.0.1", 0)
+    with pytest.raises(InputError, match="cannot listen there"):
+        UdpSource(*taken.address)  # the port is in use: refused, named
+    taken.close()
+
+
+def test_file_replay_paces_packets_and_says_the_time_reached():
+    e = events_of(300, t_max=50_000)
+    packets = list(FileReplay(e, packet_us=10_000, speed=0))
+    assert np.array_equal(np.concatenate([p.events for p in packets]), e)
+    assert [p.until_us for p in packets] == list(range(int(e["t"][0]) + 10_000, int(e["t"][-1]) + 10_001, 10_000))
+    begin = time.perf_counter()
+    list(FileReplay(e, packet_us=10_000, speed=1.0))  # 50 ms of recording at real time
+    assert time.perf_counter() - begin >= 0.04
+
+
+# ------------------------------------------------------------------ the command line
+def test_stream_command_takes_a_live_udp_feed_and_send_sends_one(tmp_path, capsys):
+    from stc_zoo.cli import main
+
+    path = tmp_path / "rec.bin"
+    write_nmnist(path, random_events(np.random.default_rng(4), 6000, 34, 34, 300_000))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # a free port, released for the receiver
+
+    def sender():
+        time.sleep(2.0)  # after the receiver's warm-up; it waits up to --wait for the first datagram
+        main(["send", str(path), "--udp", f"127.0.0.1:{port}", "--speed", "0"])
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    code = main(["stream", "nmnist-stream-20ms", "--udp", f"127.0.0.1:{port}", "--timeout", "1", "--wait", "30",
+                 "--threshold", "0.05", "--min-steps", "2"])
+    thread.join()
+    lines = capsys.readouterr().out.strip().splitlines()
+    sent = json.loads(next(line for line in lines if line.startswith('{"file"')))
+    summary = json.loads(lines[-1])
+    assert code == 0 and sent["events"] == 6000 and summary["events"] == 6000 and summary["packets"] == sent["datagrams"]
+    assert summary["steps"] >= 14 and summary["decision"] is not None and summary["refused_packets"] == 0
+    assert summary["median_lag_ms"] is not None
+    assert main(["stream", "nmnist-stream-20ms"]) == 2  # neither a file nor --udp
