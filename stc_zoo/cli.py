@@ -228,23 +228,21 @@ def stream(args) -> dict:
     """Decisions on a live feed (``--udp HOST:PORT``) or a recording replayed at ``--speed`` x real time,
     step by step through a streaming session; a summary line at the end."""
     from .errors import EventFormatError
-    from .sources import FileReplay, UdpSource
+    from .sources import FileReplay
 
     model = load_model(args)
     session = model.stream(threshold=args.threshold, min_steps=args.min_steps)
     names, steps, lags, refused_pushes = model.config.labels, [], [], 0
     rule = (f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)" if args.threshold is not None
             else f"at step T = {model.config.input.T} (no --threshold: the offline rule, not an early decision)")
-    if bool(args.file) == bool(args.udp):
-        raise InputError("stream: give a recording FILE or --udp HOST:PORT, not both or neither")
-    if args.udp:  # warmed up before listening: a sender started on "listening" is served from its first datagram
+    live = [f for f in (args.udp, args.dv, args.camera) if f is not None]
+    if len(live) + bool(args.file) != 1:
+        raise InputError("stream: give one source: a recording FILE, --udp HOST:PORT, --dv tcp://HOST:PORT or --camera")
+    if live:  # warmed up before listening: a sender started on "listening" is served from its first packet
         warmup_ms = warm_up(model, synthetic_events(model.config.input.sensor_size, 2000))
-        host, _, port = args.udp.rpartition(":")
-        source = UdpSource(host or "127.0.0.1", int(port), model.config.input.camera_size, args.timeout,
-                           wait_s=args.wait)
-        print(f"udp://{host}:{port}: listening (SPIF/aestream words); steps of {model.config.input.step_us / 1e3:g} ms; "
-              f"decision {rule}; ends {args.timeout:g} s after the last datagram (or if none comes in {args.wait:g} s)",
-              flush=True)
+        source = live_source(args, model)
+        print(f"{source.name}: listening; steps of {model.config.input.step_us / 1e3:g} ms; decision {rule}; ends "
+              f"{args.timeout:g} s after the last packet (or if none comes in {args.wait:g} s)", flush=True)
     else:
         events = read_event_file(args.file)
         if not len(events):
@@ -280,7 +278,7 @@ def stream(args) -> dict:
                "recording_ms_at_decision": None if d is None else d.end_us / 1e3,
                "median_compute_ms_per_step": round(float(np.median(compute)), 4) if compute else None,
                "warmup_ms": round(warmup_ms, 1)}
-    if args.udp:
+    if live:
         st = source.stats
         summary.update({"packets": st.packets, "events": st.events, "malformed_datagrams": st.malformed,
                         "dropped_datagrams": st.dropped_datagrams, "off_sensor_events": st.off_sensor,
@@ -292,14 +290,42 @@ def stream(args) -> dict:
     return summary
 
 
+def address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` (``:PORT`` is 127.0.0.1); InputError naming the text otherwise."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{text!r}: expected HOST:PORT with a port in 1..65535")
+    return host or "127.0.0.1", int(port)
+
+
+def live_source(args, model: StcSNN):
+    """The live source ``stc-zoo stream`` was given: ``--udp``, ``--dv`` or ``--camera``."""
+    from .sources import DvSource, UdpSource
+
+    sensor = model.config.input.camera_size
+    if args.udp is not None:
+        host, port = address(args.udp)
+        source = UdpSource(host, port, sensor, args.timeout, wait_s=args.wait)
+        source.name = f"udp://{host}:{port} (SPIF/aestream words)"
+        return source
+    if args.dv is not None:
+        source = DvSource.network(*address(args.dv.removeprefix("tcp://")), timeout_s=args.timeout, wait_s=args.wait)
+    else:
+        source = DvSource.camera(args.camera, timeout_s=args.timeout, wait_s=args.wait)
+    if tuple(source.sensor_size) != tuple(sensor):
+        raise InputError(f"{source.name}: a {source.sensor_size[0]}x{source.sensor_size[1]} sensor; this model takes "
+                         f"{sensor[0]}x{sensor[1]} (fit it: --fit crop|scale --sensor WxH)")
+    return source
+
+
 def send(args) -> dict:
     """Send a recording as a live camera would: SPIF/aestream event words over UDP at ``--speed`` x real time."""
     from .sources.udp import send_udp
 
     events = check_gaps(read_event_file(args.file), 60_000_000, args.file)
-    host, _, port = args.udp.rpartition(":")
+    host, port = address(args.udp)
     begin = time.perf_counter()
-    datagrams = send_udp(events, host or "127.0.0.1", int(port), args.packet_events, args.speed,
+    datagrams = send_udp(events, host, port, args.packet_events, args.speed,
                          timestamps=not args.no_timestamps)
     summary = {"file": str(args.file), "events": len(events), "datagrams": datagrams,
                "seconds": round(time.perf_counter() - begin, 3)}
@@ -514,10 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("file", type=Path, nargs="?", metavar="FILE", help="event file to replay (.bin, .aedat, .npy)")
     st.add_argument("--udp", metavar="HOST:PORT", help="listen for SPIF/aestream event words on this UDP address "
                     "instead of replaying a file (send with: stc-zoo send FILE --udp HOST:PORT)")
-    st.add_argument("--timeout", type=float, default=2.0, help="--udp: end this many seconds after the last "
-                    "datagram (default 2)")
-    st.add_argument("--wait", type=float, default=60.0, help="--udp: how long to wait for the first datagram "
-                    "(default 60 s)")
+    st.add_argument("--dv", metavar="tcp://HOST:PORT", help="read a DV event stream (a DV NetworkWriter) through "
+                    "dv-processing")
+    st.add_argument("--camera", nargs="?", const="", metavar="NAME", help="read an iniVation camera on USB "
+                    "through dv-processing (the first one found without a NAME)")
+    st.add_argument("--timeout", type=float, default=2.0, help="live sources: end this many seconds after the "
+                    "last packet (default 2)")
+    st.add_argument("--wait", type=float, default=60.0, help="live sources: how long to wait for the first "
+                    "packet (default 60 s)")
     st.add_argument("--speed", type=float, default=1.0, help="x real time (default 1.0; 0 = as fast as possible)")
     st.add_argument("--packet-ms", type=float, default=1.0, help="duration of each packet pushed (default 1 ms)")
     st.add_argument("--threshold", type=float, help="decide once the running confidence reaches it "

@@ -188,3 +188,86 @@ def test_stream_command_takes_a_live_udp_feed_and_send_sends_one(tmp_path, capsy
     assert summary["steps"] >= 14 and summary["decision"] is not None and summary["refused_packets"] == 0
     assert summary["median_lag_ms"] is not None
     assert main(["stream", "nmnist-stream-20ms"]) == 2  # neither a file nor --udp
+    assert main(["stream", "nmnist-stream-20ms", "--udp", "localhost:http"]) == 2  # not a port
+    assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ DV streams (dv-processing)
+# Each DV test runs in a fresh interpreter: in one pytest process, dv-processing's network writer and reader
+# hung after the UDP tests above had run (not seen in a fresh process; not understood yet).
+DV_ROUND_TRIP = """
+import json, sys
+import numpy as np
+sys.path.insert(0, "tests")
+from test_sources import recording
+from stc_zoo import StcSNN
+from stc_zoo.sources import DvSource, FileReplay
+from stc_zoo.sources.dv import serve_dv
+
+e, port = recording(), int(sys.argv[1])
+writer, server = serve_dv(e, port, (34, 34), batch_events=700)  # listening before the reader connects
+source = DvSource.network("127.0.0.1", port, timeout_s=0.5)
+packets = list(source)
+server.join()
+model = StcSNN.from_pretrained("nmnist-stream-20ms")
+
+def outputs(packets):
+    session = model.stream(threshold=0.9, min_steps=2)
+    steps = [o for p in packets for o in session.push(p.events, now_us=p.until_us)]
+    return np.stack([o.logits.numpy() for o in steps]), session.decision
+
+got, decided = outputs(packets)
+want, expected = outputs(FileReplay(e, packet_us=1000, speed=0))
+print(json.dumps({"sensor": list(source.sensor_size), "refused": source.stats.refused(),
+                  "equal_events": bool(np.array_equal(np.concatenate([p.events for p in packets]), e)),
+                  "steps": [len(got), len(want)], "equal_logits": bool(np.array_equal(got, want[:len(got)])),
+                  "same_decision": decided == expected and decided is not None}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def in_fresh_python(code: str, *args: str) -> dict:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("dv_processing", reason="dv-processing is a test dependency (pip install dv-processing)")
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_recording_from_dv_processings_network_writer_gives_the_file_replays_decisions():
+    got = in_fresh_python(DV_ROUND_TRIP, str(free_port()))
+    assert got["sensor"] == [34, 34] and got["refused"] == 0 and got["equal_events"]
+    assert got["steps"][0] >= got["steps"][1] - 1 and got["equal_logits"] and got["same_decision"]
+
+
+def test_stream_command_reads_a_dv_network_stream():
+    code = """
+import json, sys
+sys.path.insert(0, "tests")
+from test_sources import recording
+from stc_zoo.cli import main
+from stc_zoo.sources.dv import serve_dv
+from stc_zoo.errors import InputError
+from stc_zoo.sources import DvSource
+
+port = int(sys.argv[1])
+try:
+    DvSource.network("127.0.0.1", port)
+    nothing = "connected"
+except InputError as err:
+    nothing = str(err)
+writer, server = serve_dv(recording(), port, (34, 34))
+code = main(["stream", "nmnist-stream-20ms", "--dv", f"tcp://127.0.0.1:{port}", "--timeout", "0.5"])
+print(json.dumps({"code": code, "nothing_there": nothing}))
+"""
+    got = in_fresh_python(code, str(free_port()))
+    assert got["code"] == 0 and "no DV stream there" in got["nothing_there"]

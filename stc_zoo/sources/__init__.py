@@ -8,6 +8,8 @@ when closed, and counts what it could not pass on (``stats``): nothing is droppe
 
 - ``FileReplay``: a recording replayed at ``speed`` x real time (``stc-zoo stream FILE``).
 - ``UdpSource``: the SPIF / aestream 32-bit word format over UDP (``stc_zoo.sources.spif``).
+- ``DvSource``: iniVation DV streams through ``dv-processing`` (``pip install dv-processing``): a
+  ``NetworkReader`` (TCP, what DV and dv-processing's ``NetworkWriter`` send) or a camera on USB.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FileReplay", "Packet", "SourceStats", "UdpSource"]
+__all__ = ["DvSource", "FileReplay", "Gate", "Packet", "SourceStats", "UdpSource"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,34 @@ class SourceStats:
         return self.malformed + self.dropped_datagrams + self.off_sensor + self.backwards
 
 
+class Gate:
+    """What every live source does before passing events on: drops and counts events off the sensor and
+    events older than one already passed on (a sender's clock that went back), so a session only ever
+    sees valid, time-ordered events."""
+
+    def __init__(self, sensor_size: tuple[int, int] | None, stats: SourceStats):
+        self.sensor_size, self.stats, self.last_t = sensor_size, stats, None
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        keep = np.ones(len(events), dtype=bool)
+        if self.sensor_size is not None:
+            keep &= (events["x"] >= 0) & (events["y"] >= 0)
+            keep &= (events["x"] < self.sensor_size[0]) & (events["y"] < self.sensor_size[1])
+            self.stats.off_sensor += int((~keep).sum())
+        t = events["t"]
+        floor = np.maximum.accumulate(np.where(keep, t, np.iinfo(np.int64).min))
+        if self.last_t is not None:
+            floor = np.maximum(floor, self.last_t)
+        ordered = keep & (t >= floor)  # an event older than one before it (here or earlier) is dropped
+        self.stats.backwards += int((keep & ~ordered).sum())
+        events = events[ordered]
+        if len(events):
+            self.last_t = int(events["t"][-1])
+            self.stats.packets += 1
+            self.stats.events += len(events)
+        return events
+
+
 def __getattr__(name: str):
     if name == "FileReplay":
         from .replay import FileReplay
@@ -54,4 +84,7 @@ def __getattr__(name: str):
     if name == "UdpSource":
         from .udp import UdpSource
         return UdpSource
+    if name == "DvSource":
+        from .dv import DvSource
+        return DvSource
     raise AttributeError(name)

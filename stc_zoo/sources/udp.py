@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import InputError
-from . import Packet, SourceStats
+from . import Gate, Packet, SourceStats
 from .spif import Decoder, encode
 
 MAX_DATAGRAM = 65_507  # the largest UDP payload over IPv4
@@ -44,9 +44,10 @@ class UdpSource:
             raise InputError(f"timeout_s and wait_s must be > 0 and queue_datagrams >= 1, got {timeout_s}, {wait_s}, "
                              f"{queue_datagrams}")
         self.sensor_size, self.timeout_s, self.wait_s = sensor_size, timeout_s, wait_s
+        self.name = f"udp://{host}:{port}"
         self.stats = SourceStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_datagrams)
-        self._decoder, self._last_t = Decoder(), None
+        self._decoder, self._gate = Decoder(), Gate(sensor_size, self.stats)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         try:
@@ -98,23 +99,8 @@ class UdpSource:
             return None
         events, stamped = decoded
         self.stats.host_stamped += stamped
-        keep = np.ones(len(events), dtype=bool)
-        if self.sensor_size is not None:
-            keep &= (events["x"] < self.sensor_size[0]) & (events["y"] < self.sensor_size[1])
-            self.stats.off_sensor += int((~keep).sum())
-        t = events["t"]
-        floor = np.maximum.accumulate(np.where(keep, t, np.iinfo(np.int64).min))
-        if self._last_t is not None:
-            floor = np.maximum(floor, self._last_t)
-        ordered = keep & (t >= floor)  # an event older than one before it (here or earlier) is dropped
-        self.stats.backwards += int((keep & ~ordered).sum())
-        events = events[ordered]
-        if not len(events):
-            return None
-        self._last_t = int(events["t"][-1])
-        self.stats.packets += 1
-        self.stats.events += len(events)
-        return Packet(events, None, received)
+        events = self._gate(events)
+        return Packet(events, None, received) if len(events) else None
 
     def close(self) -> None:
         self._closed.set()
