@@ -27,6 +27,7 @@ from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
 from .hub.holdout import held_out, stated_result
 from .model import StcSNN
+from .stream import MAX_GAP_US
 from .timing import median_ms
 from .zoo import REGISTRY, ZooEntry
 
@@ -305,9 +306,7 @@ def live_source(args, model: StcSNN):
     sensor = model.config.input.camera_size
     if args.udp is not None:
         host, port = address(args.udp)
-        source = UdpSource(host, port, sensor, args.timeout, wait_s=args.wait)
-        source.name = f"udp://{host}:{port} (SPIF/aestream words)"
-        return source
+        return UdpSource(host, port, sensor, args.timeout, wait_s=args.wait)
     if args.dv is not None:
         source = DvSource.network(*address(args.dv.removeprefix("tcp://")), timeout_s=args.timeout, wait_s=args.wait)
     else:
@@ -322,7 +321,7 @@ def send(args) -> dict:
     """Send a recording as a live camera would: SPIF/aestream event words over UDP at ``--speed`` x real time."""
     from .sources.udp import send_udp
 
-    events = check_gaps(read_event_file(args.file), 60_000_000, args.file)
+    events = check_gaps(read_event_file(args.file), MAX_GAP_US, args.file)
     host, port = address(args.udp)
     begin = time.perf_counter()
     datagrams = send_udp(events, host, port, args.packet_events, args.speed,
@@ -431,7 +430,7 @@ def profile(args) -> dict:
             described = f"{args.split} split"
         X, _ = compress_dataset(dataset, model.pipeline, args.cache_dir, desc="compressing", indices=indices)
         source = f"{len(X)} recordings of {args.data}: {described}"
-        batches = (X[i:i + args.batch_size].transpose(0, 1) for i in range(0, len(X), args.batch_size))
+        batches = metrics.in_batches(X, args.batch_size)
     c = model.config.input
     rule = (args.threshold, args.min_steps, c.T) if args.threshold is not None or c.streamable else None
     result = metrics.profile(model.network, batches, rule)

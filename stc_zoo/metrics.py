@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConnectionCost", "NeuronCost", "Profile", "decision_steps", "layer_costs", "profile", "static_cost",
-           "step_costs"]
+__all__ = ["ConnectionCost", "NeuronCost", "Profile", "decision_steps", "in_batches", "layer_costs", "profile",
+           "static_cost", "step_costs"]
 
 
 @dataclass
@@ -200,9 +200,19 @@ def static_cost(network: nn.Module) -> tuple[int, int, float]:
     return params, footprint, zeros / max(sum(w.numel() for w in weights), 1)
 
 
+def _effective(c: dict) -> torch.Tensor:
+    """A layer's effective operations ``[T, B]``: MACs when fed the current, ACs when fed spikes."""
+    return c["nonzero"] if c["input"] == "current" else c["spike_acs"]
+
+
 def effective_per_step(conns: dict[str, dict]) -> torch.Tensor:
     """Effective synaptic operations (MACs of current-fed layers + ACs of spike-fed ones) ``[T, B]``."""
-    return sum(c["nonzero"] if c["input"] == "current" else c["spike_acs"] for c in conns.values())
+    return sum(_effective(c) for c in conns.values())
+
+
+def in_batches(X: torch.Tensor, batch_size: int):
+    """Time-major batches ``[T, b, ...]`` of a compressed dataset ``X [N, T, ...]``, for ``profile``."""
+    return (X[i:i + batch_size].transpose(0, 1) for i in range(0, len(X), batch_size))
 
 
 def decision_steps(logits: torch.Tensor, threshold: float | None, min_steps: int, T: int) -> list[int | None]:
@@ -236,8 +246,7 @@ def profile(network, batches, rule: tuple[float | None, int, int] | None = None)
                                            "per_step": np.zeros(T)})
             for key in ("dense", "nonzero", "spike_acs"):
                 total[key] += float(c[key].sum())
-            effective = c["nonzero"] if c["input"] == "current" else c["spike_acs"]
-            total["per_step"] = total["per_step"] + effective.sum(1).numpy()
+            total["per_step"] = total["per_step"] + _effective(c).sum(1).numpy()
         for name, s in spikes.items():
             n = neurons.setdefault(name, NeuronCost(name, int(np.prod(s.shape[2:])), T))
             n.spikes += float(s.sum())

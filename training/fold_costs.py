@@ -38,7 +38,7 @@ def fold_cost(folder: Path, data: str, batch_size: int) -> dict:
     dataset = reader(run["reader"])(data, "train")
     held = stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
     X, y = compress_dataset(dataset, model.pipeline, indices=held, desc=f"compressing {folder}")
-    p = metrics.profile(model.network, (X[i:i + batch_size].transpose(0, 1) for i in range(0, len(X), batch_size)))
+    p = metrics.profile(model.network, metrics.in_batches(X, batch_size))
     c = config.input
     return {"folder": str(folder), "T": c.T, "ratio": c.ratio, "K": config.network.K, "recordings": p.recordings,
             "accuracy": accuracy(model.network, X, y), "effective_macs": p.effective_macs,

@@ -55,8 +55,7 @@ def measure(model, root: str | os.PathLike, name: str, rule: tuple[float | None,
     model.fuse_for_inference()
     X, _ = compress_dataset(dataset, model.pipeline, desc="compressing the card's recordings", indices=indices)
     full_rule = None if rule is None else (*rule, model.config.input.T)
-    p = metrics.profile(model.network, (X[i:i + batch_size].transpose(0, 1) for i in range(0, len(X), batch_size)),
-                        full_rule)
+    p = metrics.profile(model.network, metrics.in_batches(X, batch_size), full_rule)
     summary = p.to_dict()
     command = f"stc-zoo profile {name} --data {root}"
     if rule is not None:

@@ -44,7 +44,7 @@ class UdpSource:
             raise InputError(f"timeout_s and wait_s must be > 0 and queue_datagrams >= 1, got {timeout_s}, {wait_s}, "
                              f"{queue_datagrams}")
         self.sensor_size, self.timeout_s, self.wait_s = sensor_size, timeout_s, wait_s
-        self.name = f"udp://{host}:{port}"
+        self.name = f"udp://{host}:{port} (SPIF/aestream words)"
         self.stats = SourceStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_datagrams)
         self._decoder, self._gate = Decoder(), Gate(sensor_size, self.stats)
