@@ -226,24 +226,35 @@ def bench(args) -> dict:
 
 
 def stream(args) -> dict:
-    """Decisions on a live feed (``--udp HOST:PORT``) or a recording replayed at ``--speed`` x real time,
-    step by step through a streaming session; a summary line at the end."""
+    """Decisions on a live feed (``--udp``, ``--dv``, ``--camera``) or a recording replayed at ``--speed`` x
+    real time: every step of one recording, or with ``--hop`` a decision every ``hop`` steps over the last T
+    (continuous mode); text or ``--json`` lines, a summary at the end."""
     from .errors import EventFormatError
     from .sources import FileReplay
 
     model = load_model(args)
-    session = model.stream(threshold=args.threshold, min_steps=args.min_steps)
-    names, steps, lags, refused_pushes = model.config.labels, [], [], 0
-    rule = (f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)" if args.threshold is not None
-            else f"at step T = {model.config.input.T} (no --threshold: the offline rule, not an early decision)")
+    c = model.config.input
+    if args.hop is not None and (args.threshold is not None or args.min_steps != 1):
+        raise InputError("stream: --hop decides at the end of every window of T steps; --threshold and --min-steps "
+                         "are for one recording's early decision")
+    session = (model.stream_continuous(hop=args.hop) if args.hop is not None
+               else model.stream(threshold=args.threshold, min_steps=args.min_steps))
+    if args.hop is not None:
+        rule = (f"every {args.hop} step(s) ({args.hop * c.step_us / 1e3:g} ms) over the last T = {c.T} steps "
+                f"({c.T * c.step_us / 1e3:g} ms, each window from rest)")
+    elif args.threshold is not None:
+        rule = f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)"
+    else:
+        rule = f"at step T = {c.T} (no --threshold: the offline rule, not an early decision)"
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
     live = [f for f in (args.udp, args.dv, args.camera) if f is not None]
     if len(live) + bool(args.file) != 1:
         raise InputError("stream: give one source: a recording FILE, --udp HOST:PORT, --dv tcp://HOST:PORT or --camera")
     if live:  # warmed up before listening: a sender started on "listening" is served from its first packet
-        warmup_ms = warm_up(model, synthetic_events(model.config.input.sensor_size, 2000))
+        warmup_ms = warm_up(model, synthetic_events(c.camera_size, 2000))
         source = live_source(args, model)
-        print(f"{source.name}: listening; steps of {model.config.input.step_us / 1e3:g} ms; decision {rule}; ends "
-              f"{args.timeout:g} s after the last packet (or if none comes in {args.wait:g} s)", flush=True)
+        say(f"{source.name}: listening; steps of {c.step_us / 1e3:g} ms; decision {rule}; ends "
+            f"{args.timeout:g} s after the last packet (or if none comes in {args.wait:g} s)")
     else:
         events = read_event_file(args.file)
         if not len(events):
@@ -251,44 +262,87 @@ def stream(args) -> dict:
         events = check_gaps(events, session.max_gap_us, args.file)
         source = FileReplay(events, args.packet_ms * 1000, args.speed, source=str(args.file))
         t0, t_end = int(events["t"][0]), int(events["t"][-1])
-        print(f"{args.file}: {len(events):,} events over {(t_end - t0) / 1e3:.1f} ms; "
-              f"steps of {model.config.input.step_us / 1e3:g} ms; packets of {source.packet_us / 1e3:g} ms at "
-              f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}; decision {rule}")
+        say(f"{args.file}: {len(events):,} events over {(t_end - t0) / 1e3:.1f} ms; steps of {c.step_us / 1e3:g} ms; "
+            f"packets of {source.packet_us / 1e3:g} ms at "
+            f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}; decision {rule}")
         warmup_ms = warm_up(model, events)
-    print(f"warm-up: {warmup_ms:.1f} ms (first call: kernel loading or compilation; not in the per-step times)")
+    say(f"warm-up: {warmup_ms:.1f} ms (first call: kernel loading or compilation; not in the per-step times)")
+    show = StreamPrinter(model, session, args.json)
     for packet in source:
         try:
             outputs = session.push(packet.events, now_us=packet.until_us)
         except EventFormatError as err:  # live traffic only (a file's gaps were checked): counted, not fatal
-            refused_pushes += 1
+            show.refused += 1
             print(f"refused a packet: {err}", file=sys.stderr)
             continue
-        if packet.received_s is not None:
-            lags.append(1e3 * (time.perf_counter() - packet.received_s))
-        for out in outputs:
-            steps.append(out)
-            print(f"step {out.step:3d}  t={out.end_us / 1e3:7.1f} ms  top {names[out.label]:>10} "
-                  f"({out.confidence:.3f})  compute {out.compute_ms:.3f} ms", flush=True)
-            if session.decision is not None and session.decision.step == out.step:
-                d = session.decision
-                print(f"decision: {d.name} after {d.end_us / 1e3:.1f} ms of recording (step {d.step}), "
-                      f"confidence {d.confidence:.3f}")
-    compute = [o.compute_ms for o in steps]
-    d = session.decision
-    summary = {"steps": len(steps), "decision": None if d is None else d.name, "decision_rule": rule,
-               "recording_ms_at_decision": None if d is None else d.end_us / 1e3,
-               "median_compute_ms_per_step": round(float(np.median(compute)), 4) if compute else None,
-               "warmup_ms": round(warmup_ms, 1)}
+        lag = None if packet.received_s is None else 1e3 * (time.perf_counter() - packet.received_s)
+        show(outputs, lag)
+    summary = {**show.summary(), "decision_rule": rule, "warmup_ms": round(warmup_ms, 1)}
     if live:
         st = source.stats
         summary.update({"packets": st.packets, "events": st.events, "malformed_datagrams": st.malformed,
                         "dropped_datagrams": st.dropped_datagrams, "off_sensor_events": st.off_sensor,
                         "backwards_events": st.backwards, "host_stamped_events": st.host_stamped,
-                        "refused_packets": refused_pushes,
-                        "median_lag_ms": round(float(np.median(lags)), 3) if lags else None,
-                        "max_lag_ms": round(float(np.max(lags)), 3) if lags else None})
-    print(json.dumps(summary))
+                        "refused_packets": show.refused, **show.lag_summary()})
+    print(json.dumps({"summary": summary} if args.json else summary), flush=True)
     return summary
+
+
+class StreamPrinter:
+    """What ``stc-zoo stream`` prints of each push: a line per step (or per window with ``--hop``) and the
+    decision, as text or JSON lines; it keeps what the summary needs."""
+
+    def __init__(self, model: StcSNN, session, as_json: bool):
+        self.names, self.session, self.json = model.config.labels, session, as_json
+        self.outputs, self.lags, self.refused = [], [], 0
+        self.continuous = not hasattr(session, "decision")
+
+    def __call__(self, outputs: list, lag_ms: float | None) -> None:
+        if lag_ms is not None:
+            self.lags.append(lag_ms)
+        for out in outputs:
+            self.outputs.append(out)
+            line = self.window(out, lag_ms) if self.continuous else self.step(out, lag_ms)
+            print(json.dumps(line) if self.json else line, flush=True)
+            d = None if self.continuous else self.session.decision
+            if d is not None and d.step == out.step:
+                print(json.dumps({"decision": d.name, "step": d.step, "t_ms": d.end_us / 1e3,
+                                  "confidence": round(d.confidence, 6)}) if self.json else
+                      f"decision: {d.name} after {d.end_us / 1e3:.1f} ms of recording (step {d.step}), "
+                      f"confidence {d.confidence:.3f}", flush=True)
+
+    def step(self, out, lag_ms):
+        if self.json:
+            return {"step": out.step, "t_ms": out.end_us / 1e3, "top": self.names[out.label],
+                    "confidence": round(out.confidence, 6), "compute_ms": round(out.compute_ms, 4),
+                    "lag_ms": None if lag_ms is None else round(lag_ms, 3)}
+        return (f"step {out.step:3d}  t={out.end_us / 1e3:7.1f} ms  top {self.names[out.label]:>10} "
+                f"({out.confidence:.3f})  compute {out.compute_ms:.3f} ms")
+
+    def window(self, d, lag_ms):
+        if self.json:
+            return {"window": d.window, "start_ms": d.start_us / 1e3, "end_ms": d.end_us / 1e3, "top": d.name,
+                    "confidence": round(d.confidence, 6), "events": d.events, "compute_ms": round(d.compute_ms, 4),
+                    "lag_ms": None if lag_ms is None else round(lag_ms, 3)}
+        return (f"window {d.window:3d}  t={d.start_us / 1e3:7.1f}-{d.end_us / 1e3:7.1f} ms  top {d.name:>10} "
+                f"({d.confidence:.3f})  events {d.events:,}  compute {d.compute_ms:.3f} ms")
+
+    def summary(self) -> dict:
+        compute = [o.compute_ms for o in self.outputs]
+        median = round(float(np.median(compute)), 4) if compute else None
+        if self.continuous:
+            return {"windows": len(self.outputs), "decisions": [d.name for d in self.outputs],
+                    "median_compute_ms_per_window": median}
+        d = self.session.decision
+        return {"steps": len(self.outputs), "decision": None if d is None else d.name,
+                "recording_ms_at_decision": None if d is None else d.end_us / 1e3, "median_compute_ms_per_step": median}
+
+    def lag_summary(self) -> dict:
+        """Lag from a packet's arrival to the end of its push (its steps' outputs printed)."""
+        lags = self.lags
+        return {"median_lag_ms": round(float(np.median(lags)), 3) if lags else None,
+                "p99_lag_ms": round(float(np.percentile(lags, 99)), 3) if lags else None,
+                "max_lag_ms": round(float(np.max(lags)), 3) if lags else None}
 
 
 def address(text: str) -> tuple[str, int]:
@@ -552,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threshold", type=float, help="decide once the running confidence reaches it "
                     "(default: decide at step T, as the offline prediction)")
     st.add_argument("--min-steps", type=int, default=1, help="never decide before this many steps")
+    st.add_argument("--hop", type=int, metavar="N", help="continuous mode, for a feed that never ends: a decision "
+                    "every N steps over the last T steps (N = T: consecutive windows), each window from rest")
+    st.add_argument("--json", action="store_true", help="JSON lines on stdout (a line per step or window, the "
+                    "decision, the summary); other messages go to stderr")
 
     se = command("send", send, "send a recording over UDP as SPIF/aestream event words, at real speed (a stand-in "
                  "for a live camera)", model=None)

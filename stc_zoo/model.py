@@ -31,7 +31,7 @@ from .hub.provenance import Provenance, provenance_card
 from .hub.resolve import checkpoint_folder
 from .kernels import ops
 from .network import StcNetwork
-from .stream import MAX_GAP_US, StreamSession
+from .stream import MAX_GAP_US, ContinuousSession, StreamSession
 from .transforms import SpatioTemporalCompression
 from .zoo import get_entry
 
@@ -147,6 +147,13 @@ class StcSNN(
         duration-binned model (``config.input.split_by == "duration"``). One push may move the stream
         at most ``max_gap_us`` ahead (60 s by default); a larger jump is an EventFormatError."""
         return StreamSession(self, threshold, min_steps, record_spikes, origin_us, max_gap_us)
+
+    def stream_continuous(self, hop: int | None = None, origin_us: int | None = None,
+                          max_gap_us: int = MAX_GAP_US) -> ContinuousSession:
+        """Decisions on an endless stream (``stc_zoo.stream.ContinuousSession``): every ``hop`` steps
+        (default T), one decision over the last T steps, each window from rest and exact against the
+        offline prediction on that window. Needs a duration-binned model."""
+        return ContinuousSession(self, hop, origin_us, max_gap_us)
 
     def fuse_for_inference(self) -> StcSNN:
         """Switch to eval mode and fold every BatchNorm into its conv; returns self."""

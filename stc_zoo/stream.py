@@ -117,29 +117,10 @@ class StreamSession:
     # ------------------------------------------------------------------ input
     def _checked(self, events: np.ndarray) -> np.ndarray:
         """The packet, checked against the sensor and the stream so far (nothing is changed yet)."""
-        sensor = self.model.config.input.camera_size
-        events = check_layout(events, "packet")
-        if not len(events):
-            return events
-        # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
-        if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
-            events = check_events(events, sensor, "packet")
-        first = int(events["t"][0])
-        if self._last_t is not None and first < self._last_t:
-            raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
-                                   f"(t={self._last_t} us); push events in time order")
-        if self.origin_us is not None and first < self.origin_us:
-            raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({self.origin_us} us)")
-        return events
+        return check_packet(events, self.model.config.input.camera_size, self._last_t, self.origin_us)
 
     def _check_gap(self, origin: int, horizon: int) -> None:
-        """EventFormatError when ``horizon`` lies more than ``max_gap_us`` beyond the time reached so far."""
-        reached = max(origin, self._horizon if self._horizon is not None else origin)
-        if horizon - reached > self.max_gap_us:
-            raise EventFormatError(
-                f"packet: moves the stream from t={reached} us to t={horizon} us, {(horizon - reached) / 1e6:,.3f} s "
-                f"ahead in one push, beyond max_gap_us={self.max_gap_us:,} (a glitched timestamp?); nothing was "
-                "taken. A source that pauses pushes now_us as time passes; or reset() / a new session")
+        check_gap(max(origin, self._horizon if self._horizon is not None else origin), horizon, self.max_gap_us)
 
     def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[StepOutput]:
         """Add a packet of events (any size, possibly empty; time-ordered, after every earlier packet)
@@ -260,6 +241,115 @@ class StreamSession:
         return decides(self.steps, step.confidence, self.threshold, self.min_steps, self.model.config.input.T)
 
 
+
+@dataclass(frozen=True)
+class WindowDecision:
+    """A continuous stream's decision over one window of the model's ``T`` steps."""
+
+    window: int  # window w covers steps [w * hop, w * hop + T) of the stream
+    start_us: int  # its start and end, in microseconds after the stream's origin
+    end_us: int
+    events: int  # events that fell in it (a silent window decides too: on no evidence)
+    logits: torch.Tensor  # [T, num_classes] its steps' logits
+    probs: torch.Tensor  # [num_classes] softmax of the window's mean step logits (predict_proba's rule)
+    label: int
+    name: str
+    confidence: float
+    compute_ms: float  # compression + network time spent on the window's T steps
+
+
+class ContinuousSession:
+    """Decisions on an endless stream: every ``hop`` steps, one decision over the last ``T`` steps.
+
+    Window w covers ``[origin + w * hop * step_us, + T * step_us)`` and runs from rest as a
+    ``StreamSession`` of its own, so its decision is the offline prediction on that window's events
+    binned from its start, bit for bit (tests, both CPU paths). ``hop = T`` (the default) cuts the
+    stream into consecutive windows (a reset every T steps); a smaller hop decides more often over
+    overlapping windows at ``T / hop`` times the compute (that many windows run side by side).
+
+    Args:
+        model: a duration-binned ``StcSNN``.
+        hop: steps between decisions, 1..T (default T).
+        origin_us: where window 0 starts; the first event's timestamp when None.
+        max_gap_us: the furthest one push may move the stream ahead, as for ``StreamSession``.
+    """
+
+    def __init__(self, model, hop: int | None = None, origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
+        config = model.config.input
+        self.T = config.T
+        hop = self.T if hop is None else hop
+        if not isinstance(hop, int) or isinstance(hop, bool) or not 1 <= hop <= self.T:
+            raise InputError(f"hop must be an integer in 1..T ({self.T} steps), got {hop!r}")
+        StreamSession(model, max_gap_us=max_gap_us)  # the same checks of the model and max_gap_us
+        self.model, self.hop, self.max_gap_us, self.step_us = model, hop, max_gap_us, config.step_us
+        self._fixed_origin = origin_us
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: no window open, no events seen."""
+        self.origin_us: int | None = self._fixed_origin
+        self.windows = 0  # windows decided
+        self._open: list[_Window] = []  # oldest first
+        self._next, self._last_t, self._horizon = 0, None, None
+
+    def _start(self, w: int) -> int:
+        return self.origin_us + w * self.hop * self.step_us
+
+    def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[WindowDecision]:
+        """Add a packet (as ``StreamSession.push``); the decisions of the windows it completed, oldest first.
+        A push that would move the stream more than ``max_gap_us`` ahead is refused whole (EventFormatError)."""
+        if now_us is not None and (not isinstance(now_us, (int, np.integer)) or isinstance(now_us, bool) or now_us < 0):
+            raise InputError(f"now_us must be a non-negative integer (microseconds), got {now_us!r}")
+        if events is not None:
+            events = check_packet(events, self.model.config.input.camera_size, self._last_t, self.origin_us)
+        fresh = events is not None and len(events) > 0
+        origin = self.origin_us if self.origin_us is not None else (int(events["t"][0]) if fresh else None)
+        if origin is None:
+            return []
+        horizon = max(int(events["t"][-1]) if fresh else (self._last_t or origin), int(now_us or 0), origin)
+        check_gap(max(origin, self._horizon or origin), horizon, self.max_gap_us)
+        self.origin_us, self._horizon = origin, max(horizon, self._horizon or 0)
+        if fresh:
+            self._last_t = int(events["t"][-1])
+        window_us = self.T * self.step_us
+        while self._start(self._next) <= self._horizon:  # every window that has begun is open
+            start = self._start(self._next)
+            session = StreamSession(self.model, origin_us=start, max_gap_us=max(self.max_gap_us, window_us))
+            self._open.append(_Window(self._next, start, session))
+            self._next += 1
+        decisions = []
+        for window in self._open:
+            end = window.start_us + window_us
+            mine = None
+            if fresh:  # the packet's events inside this window
+                lo, hi = np.searchsorted(events["t"], [window.start_us, end], side="left")
+                mine = events[lo:hi]
+                window.events += len(mine)
+            outputs = window.session.push(mine, now_us=min(self._horizon, end))  # never past the window
+            window.compute_ms += sum(o.compute_ms for o in outputs)
+            window.logits += [o.logits for o in outputs]
+            if window.session.steps == self.T:
+                last = outputs[-1]
+                decisions.append(WindowDecision(
+                    window.index, window.start_us - self.origin_us, end - self.origin_us, window.events,
+                    torch.stack(window.logits), last.probs,
+                    last.label, self.model.config.labels[last.label], last.confidence, window.compute_ms))
+        self._open = [w for w in self._open if w.session.steps < self.T]
+        self.windows += len(decisions)
+        return decisions
+
+
+@dataclass
+class _Window:
+    """An open window of a continuous stream: its session and what it has taken so far."""
+
+    index: int
+    start_us: int  # absolute
+    session: StreamSession
+    events: int = 0
+    compute_ms: float = 0.0
+    logits: list = dataclasses.field(default_factory=list)  # its steps' logits so far
+
 def running_probs(logit_sum: np.ndarray, steps: int) -> np.ndarray:
     """The running prediction after ``steps`` steps: softmax of the mean step logits (float32), from their
     float64 sum ``[..., classes]`` (a long stream does not drift)."""
@@ -274,3 +364,31 @@ def decides(steps: int, confidence: float, threshold: float | None, min_steps: i
     if steps < min_steps:
         return False
     return steps >= T if threshold is None else confidence >= threshold
+
+
+def check_packet(events: np.ndarray, sensor: tuple[int, int], last_t: int | None, origin_us: int | None) -> np.ndarray:
+    """A pushed packet, checked against the sensor ``(W, H)``, the previous packet's last event and the
+    stream's origin; EventFormatError naming what is wrong (nothing is changed)."""
+    events = check_layout(events, "packet")
+    if not len(events):
+        return events
+    # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
+    if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
+        events = check_events(events, sensor, "packet")
+    first = int(events["t"][0])
+    if last_t is not None and first < last_t:
+        raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
+                               f"(t={last_t} us); push events in time order")
+    if origin_us is not None and first < origin_us:
+        raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({origin_us} us)")
+    return events
+
+
+def check_gap(reached: int, horizon: int, max_gap_us: int) -> None:
+    """EventFormatError when a push would move the stream from ``reached`` to ``horizon``, more than
+    ``max_gap_us`` ahead."""
+    if horizon - reached > max_gap_us:
+        raise EventFormatError(
+            f"packet: moves the stream from t={reached} us to t={horizon} us, {(horizon - reached) / 1e6:,.3f} s "
+            f"ahead in one push, beyond max_gap_us={max_gap_us:,} (a glitched timestamp?); nothing was "
+            "taken. A source that pauses pushes now_us as time passes; or reset() / a new session")

@@ -213,3 +213,31 @@ def test_bench_flags_rounds_that_disagree():
     text = benchmark.render([fast, stream, shaky], {"stream_steps": 4}, 4, 5, 10)
     assert "spread over rounds" in text and "| 4.00-30.00 |" in text
     assert "too noisy to trust some ratios" in text and "b disagree by more than 1.3x" in text
+
+
+def test_stream_continuous_mode_and_json_lines(capsys, recordings, tmp_path):
+    """--hop: a decision per window of T steps, the API's windows; --json: nothing but JSON lines on stdout."""
+    folder = tmp_path / "stream-model"
+    model = create_model("nmnist-stream-20ms")
+    model.save_pretrained(folder)
+    parts = [read_event_file(p) for p in recordings]
+    for i, part in enumerate(parts):  # three recordings one after another: 900 ms of a feed that goes on
+        part["t"] += i * 300_000
+    np.save(tmp_path / "feed.npy", np.concatenate(parts))
+    code, out, err = cli(capsys, "stream", str(folder), str(tmp_path / "feed.npy"), "--speed", "0", "--hop", "5",
+                         "--json")
+    lines = [json.loads(line) for line in out.splitlines()]  # every stdout line is JSON
+    windows, summary = lines[:-1], lines[-1]["summary"]
+    assert code == 0 and "warm-up" in err and summary["windows"] == len(windows) == 7  # windows end at 300, 400, ..., 900 ms
+    assert [w["window"] for w in windows] == list(range(len(windows)))
+    assert [(w["start_ms"], w["end_ms"]) for w in windows[:2]] == [(0.0, 300.0), (100.0, 400.0)]
+    session = StcSNN.from_pretrained(folder).stream_continuous(hop=5)
+    feed = np.load(tmp_path / "feed.npy")
+    api = session.push(feed) + session.push(now_us=int(feed["t"][-1]) + 1000)
+    assert [w["top"] for w in windows] == [d.name for d in api][:len(windows)] == summary["decisions"]
+    code, out, _ = cli(capsys, "stream", str(folder), str(recordings[0]), "--speed", "0", "--hop", "15")
+    assert code == 0 and out.splitlines()[2].startswith("window   0  t=    0.0-  300.0 ms")
+    code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--hop", "5", "--threshold", "0.9")
+    assert code == 2 and "--hop decides at the end of every window" in err
+    code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--hop", "16")
+    assert code == 2 and "hop must be an integer in 1..T (15 steps)" in err

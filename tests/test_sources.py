@@ -192,6 +192,30 @@ def test_stream_command_takes_a_live_udp_feed_and_send_sends_one(tmp_path, capsy
     assert "expected HOST:PORT" in capsys.readouterr().err
 
 
+def test_a_live_feed_from_a_larger_camera_is_fitted_as_a_file_is(tmp_path, capsys):
+    """--fit crop --sensor 128x128 on a live feed: the camera's events are taken (none refused as off the
+    model's 34x34 sensor) and give the decision the same file gives replayed with the same fit."""
+    from stc_zoo.cli import main
+
+    path = tmp_path / "dvs128.npy"
+    np.save(path, events_of(20_000, seed=5, W=128, H=128))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fit = ["--fit", "crop", "--sensor", "128x128", "--threshold", "0.05", "--min-steps", "3"]  # decides at 60 ms
+    thread = threading.Thread(target=lambda: (time.sleep(2.0), main(["send", str(path), "--udp", f"127.0.0.1:{port}",
+                                                                      "--speed", "0"])))
+    thread.start()
+    code = main(["stream", "nmnist-stream-20ms", "--udp", f"127.0.0.1:{port}", "--timeout", "1", "--wait", "30", *fit])
+    thread.join()
+    live = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and live["events"] == 20_000 and live["off_sensor_events"] == 0 and live["steps"] >= 14
+    assert main(["stream", "nmnist-stream-20ms", str(path), "--speed", "0", *fit]) == 0
+    replayed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert live["decision"] == replayed["decision"] is not None
+    assert live["recording_ms_at_decision"] == replayed["recording_ms_at_decision"] == 60.0
+
+
 # ------------------------------------------------------------------ DV streams (dv-processing)
 # Each DV test runs in a fresh interpreter: in one pytest process, dv-processing's network writer and reader
 # hung after the UDP tests above had run (not seen in a fresh process; not understood yet).

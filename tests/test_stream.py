@@ -235,3 +235,64 @@ def test_bad_now_us_and_max_gap_are_input_errors():
         model.stream(max_gap_us=10)
     with pytest.raises(InputError, match="now_us must be a non-negative integer"):
         model.stream().push(now_us=1.5)
+
+
+# ------------------------------------------------------------------ continuous mode
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("hop", [1, 2, 5])
+def test_continuous_windows_equal_the_offline_forward_of_each_window(backend, hop):
+    model = streaming_model(backend, seed=hop)
+    T = model.config.input.T
+    events = synthetic_events((16, 12), 6000, seed=hop, duration_us=13 * STEP_US + 2_500)
+    session = model.stream_continuous(hop=hop)
+    decisions = push_in_packets(session, events, np.random.default_rng(hop))
+    t0 = int(events["t"][0])
+    decisions += session.push(now_us=t0 + 14 * STEP_US)  # the stream reached the end of step 13
+    windows = (14 - T) // hop + 1  # windows [w * hop, w * hop + T) that end by step 14
+    assert [d.window for d in decisions] == list(range(windows)) and session.windows == windows
+    for d in decisions:
+        start = t0 + d.window * hop * STEP_US
+        assert (d.start_us, d.end_us) == (start - t0, start - t0 + T * STEP_US)
+        inside = events[(events["t"] >= start) & (events["t"] < start + T * STEP_US)]
+        assert d.events == len(inside)
+        want = offline_steps(model, inside, T, origin_us=start)  # from rest at the window's start
+        assert torch.equal(d.logits, want), f"window {d.window}"
+        offline = model.network(SpatioTemporalCompression.from_config(model.config.input, model.backend).batch(
+            [inside], origins_us=[start]))
+        assert d.label == int(offline.argmax()) and d.name == model.config.labels[d.label]
+        torch.testing.assert_close(d.probs, torch.softmax(offline[0], -1), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_continuous_silent_windows_decide_on_no_events(backend):
+    model = streaming_model(backend)
+    T = model.config.input.T
+    events = synthetic_events((16, 12), 1000, seed=4, duration_us=2 * STEP_US)
+    session = model.stream_continuous()  # hop = T: consecutive windows
+    decisions = session.push(events) + session.push(now_us=int(events["t"][0]) + 3 * T * STEP_US)
+    assert [d.window for d in decisions] == [0, 1, 2]
+    assert decisions[0].events == len(events) and decisions[1].events == decisions[2].events == 0
+    pipe = SpatioTemporalCompression.from_config(model.config.input, model.backend)
+    with torch.no_grad():  # the offline forward of a window without events: zero current from rest
+        nothing = model.network.forward_steps(pipe.batch([events[:0]], origins_us=[0])).logits[:, 0]
+    assert torch.equal(decisions[1].logits, nothing) and torch.equal(decisions[2].logits, nothing)
+
+
+def test_continuous_errors_and_gaps():
+    model = streaming_model("torch")
+    for hop in (0, 6, 2.0, True):
+        with pytest.raises(InputError, match="hop"):
+            model.stream_continuous(hop=hop)
+    with pytest.raises(InputError, match="duration-binned"):
+        StcSNN(StcConfig()).stream_continuous()
+    session = model.stream_continuous(hop=1, max_gap_us=10 * STEP_US)
+    events = synthetic_events((16, 12), 500, seed=1, duration_us=3 * STEP_US)
+    session.push(events)
+    before = (session.windows, len(session._open), session._horizon)
+    with pytest.raises(EventFormatError, match="max_gap_us"):
+        session.push(now_us=int(events["t"][-1]) + 11 * STEP_US)
+    assert (session.windows, len(session._open), session._horizon) == before  # refused whole
+    with pytest.raises(EventFormatError, match="time order"):
+        session.push(events[:5])
+    with pytest.raises(InputError, match="now_us"):
+        session.push(now_us=-1)
