@@ -280,7 +280,8 @@ def stream(args) -> dict:
     summary = {**show.summary(), "decision_rule": rule, "warmup_ms": round(warmup_ms, 1)}
     if live:
         st = source.stats
-        summary.update({"packets": st.packets, "events": st.events, "malformed_datagrams": st.malformed,
+        summary.update({"datagrams": st.datagrams, "packets": st.packets, "events": st.events,
+                        "malformed_datagrams": st.malformed,
                         "dropped_datagrams": st.dropped_datagrams, "off_sensor_events": st.off_sensor,
                         "backwards_events": st.backwards, "host_stamped_events": st.host_stamped,
                         "refused_packets": show.refused, **show.lag_summary()})

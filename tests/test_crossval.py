@@ -141,3 +141,29 @@ def test_card_result_of_a_cross_validation_round_trips_and_checks_itself():
     assert r.per_fold == (0.96, 0.98) and "2-fold" in r.describe() and "± 1.00" in r.stated()
     with pytest.raises(ValueError, match="2 per-fold"):
         CardResult(accuracy=0.97, samples=1000, reader="nmnist", folds=2, std=0.01, per_fold=[0.97])
+
+
+def test_time_to_decision_streams_each_folds_own_held_out_recordings(data, tmp_path):
+    """training/time_to_decision.py --cv: each fold model streams the recordings it held out; at the full
+    window its running prediction's accuracy is the fold's own (offline) accuracy."""
+    out = tmp_path / "cv"
+    argv = ["--model", "nmnist-stream-20ms", "--data", str(data), "--out", str(out), "--folds", "2", "--epochs", "1",
+            *TINY]
+    train.main(argv)
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "training" / "time_to_decision.py"))
+    for fold in (1, 2):
+        model, runs = script["fold_runs"](out / f"fold-{fold}", str(data), 1000)
+        assert len(runs) == 12 and model.config.input.T == 2
+        m = script["measure"](runs, 20_000, 2, [20.0], [1e-9, 1.0], 1, 20.0)
+        val_acc = json.loads((out / f"fold-{fold}" / "result.json").read_text())["accuracy"]
+        assert m["curve"][1] == val_acc and m["at"][20.0] == m["curve"][0]
+        assert m["rules"][1e-9]["median_ms"] == 20.0 and m["rules"][1e-9]["undecided"] == 0  # any confidence
+        assert m["rules"][1e-9]["correct_within"] == m["curve"][0]
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "README.md").write_text("# m\n\n## Results\n\nx\n\n## Configuration\n\ny\n")
+    script["main"](["--cv", str(out), "--data", str(data), "--at-ms", "20", "--within-ms", "40", "--thresholds", "0.9",
+                    "--card", str(card), "--plot", str(tmp_path / "ttd.png")])
+    text = (card / "README.md").read_text()
+    assert text.index("## Time to decision (cross-validated)") < text.index("## Configuration")
+    assert "| 40 ms (the full window) |" in text and (tmp_path / "ttd.png").is_file()

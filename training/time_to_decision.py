@@ -1,21 +1,26 @@
-"""Time to decision of a streaming (duration-binned) model on the real hold-out recordings.
+"""Time to decision of a streaming (duration-binned) model, cross-validated on real recordings.
 
-Every recording of the hold-out the model card states is pushed through ``model.stream()``
-packet by packet. Two measurements:
+Every fold model of a cross-validation run (``stc-zoo train --folds K --out OUT``) streams the
+recordings it held out through ``model.stream()`` in packets of ``--packet-ms``, as a camera would
+deliver them, so every number is on recordings the model measuring it never trained on. Measured per
+fold, then summarised over the folds (mean ± std [corrected 95% interval], as the accuracy):
 
-* accuracy of the running prediction against milliseconds of recording seen (every step);
-* with an early-decision rule (confidence threshold, minimum steps), the accuracy of the
-  decisions and the median time at which they are made (a recording the rule never decides
-  on is decided at its last step, and counted so).
+* the accuracy of the running prediction after 20, 40, 60, 100 ms ... (``--at-ms``) of recording;
+* for each early-decision rule (running confidence >= threshold after >= ``--min-steps`` steps): the
+  accuracy of its decisions, the share it never decides on within the T steps (they count at their
+  last step), the median decision time, and the share of recordings decided correctly within
+  ``--within-ms`` (the target the streaming entry is held to).
 
-Prints Markdown (for training/RESULTS.md) and writes a plot.
+Prints Markdown (for training/RESULTS.md and, with ``--card FOLDER``, that model card's section) and
+writes a plot of the pooled accuracy curve.
 
-    .venv/bin/python training/time_to_decision.py --data ../shared/data/nmnist-subset
+    .venv/bin/python training/time_to_decision.py --cv runs/nmnist-stream-20ms-cv5 --data ../shared/data/nmnist-subset
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -23,18 +28,30 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from stc_zoo import StcSNN
-from stc_zoo.hub.holdout import held_out, stated_result
+from stc_zoo import StcConfig, StcSNN
+from stc_zoo.data import stratified_folds
+from stc_zoo.data.tonic_adapter import reader
+from stc_zoo.hub.checkpoint import load_weights
+from stc_zoo.training.crossval import summarize
+from stc_zoo.training.state import FINAL, RUN
+
+SECTION = "## Time to decision (cross-validated)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="nmnist-stream-20ms", help="a duration-binned model (default nmnist-stream-20ms)")
-    p.add_argument("--data", required=True, help="the dataset root its card's hold-out was drawn from")
+    p.add_argument("--cv", type=Path, required=True, help="the cross-validation run's folder (OUT of stc-zoo train "
+                   "--folds K --out OUT): its fold-<i> folders")
+    p.add_argument("--data", required=True, help="the dataset root its folds were drawn from")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.99])
     p.add_argument("--min-steps", type=int, default=2, help="never decide before this many steps (default 2)")
+    p.add_argument("--at-ms", type=float, nargs="+", default=[20, 40, 60, 100], help="recording seen (ms) at which "
+                   "the running prediction's accuracy is reported (default 20 40 60 100; the full window is added)")
+    p.add_argument("--within-ms", type=float, default=100.0, help="report the share decided correctly within this "
+                   "much recording (default 100 ms)")
     p.add_argument("--packet-ms", type=float, default=1.0, help="packet duration pushed at a time (default 1 ms)")
     p.add_argument("--plot", type=Path, default=Path("training/time_to_decision.png"))
+    p.add_argument("--card", type=Path, help="also write the tables into this model card's section")
     return p
 
 
@@ -51,62 +68,121 @@ def stream_recording(model: StcSNN, events: np.ndarray, packet_us: int) -> list:
     return outputs
 
 
-def decide(outputs: list, threshold: float, min_steps: int):
-    """(label, ms) of the first step where the rule holds, else the last step's."""
-    for o in outputs[min_steps - 1:]:
+def fold_runs(folder: Path, data: str, packet_us: int) -> tuple[StcSNN, list[tuple[int, list]]]:
+    """The fold model (its last epoch) and, for every recording it held out, (label, step outputs)."""
+    run = json.loads((folder / RUN).read_text())
+    train, fold = run["train"], int(folder.name.removeprefix("fold-"))
+    model = StcSNN(StcConfig.from_dict(run["model"], source=str(folder / RUN)))
+    load_weights(model.network, folder / FINAL)
+    model.fuse_for_inference()
+    dataset = reader(run["reader"])(data, "train")
+    held = stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
+    runs = []
+    for i in tqdm(held, desc=f"streaming {folder.name}'s held-out recordings", unit="recording"):
+        events, label = dataset[i]
+        runs.append((int(label), stream_recording(model, events, packet_us)))
+    return model, runs
+
+
+def decide(outputs: list, threshold: float, min_steps: int, T: int) -> tuple[int, float, bool]:
+    """(label, ms, decided) of the first step where the rule holds within the T steps, else the last step's."""
+    for o in outputs[min_steps - 1:T]:
         if o.confidence >= threshold:
-            return o.label, o.end_us / 1e3
-    return outputs[-1].label, outputs[-1].end_us / 1e3
+            return o.label, o.end_us / 1e3, True
+    last = outputs[min(T, len(outputs)) - 1]
+    return last.label, last.end_us / 1e3, False
+
+
+def measure(runs: list, step_us: int, T: int, at_ms: list[float], thresholds: list[float], min_steps: int,
+            within_ms: float) -> dict:
+    """One fold's measurements on its held-out ``runs``."""
+    at = {ms: float(np.mean([o[int(ms * 1e3 // step_us) - 1].label == y for y, o in runs])) for ms in at_ms}
+    rules = {}
+    for threshold in thresholds:
+        d = [(decide(o, threshold, min_steps, T), y) for y, o in runs]
+        rules[threshold] = {
+            "accuracy": float(np.mean([label == y for (label, _, _), y in d])),
+            "undecided": float(np.mean([not decided for (_, _, decided), _ in d])),
+            "median_ms": statistics.median(ms for (_, ms, _), _ in d),
+            "correct_within": float(np.mean([label == y and decided and ms <= within_ms
+                                             for (label, ms, decided), y in d])),
+        }
+    curve = [float(np.mean([o[k].label == y for y, o in runs])) for k in range(T)]
+    return {"recordings": len(runs), "at": at, "rules": rules, "curve": curve}
+
+
+def render(folds: list[dict], args, step_us: int, T: int, command: str) -> str:
+    k, n = len(folds), sum(f["recordings"] for f in folds)
+    pct = lambda values: str(summarize(values))  # noqa: E731 - mean ± std [corrected interval], in %
+    lines = [f"{k}-fold cross-validation (`{args.cv}`): each fold's model (its last epoch) streams the "
+             f"{n // k} recordings it held out, {n} in all, in {args.packet_ms:g} ms packets (steps of "
+             f"{step_us / 1e3:g} ms, T = {T}). Mean ± std over the folds [corrected 95% interval].", "",
+             f"Command: `{command}`", "",
+             "| recording seen | accuracy of the running prediction % |", "|---:|---|"]
+    for ms in [*args.at_ms, T * step_us / 1e3]:
+        key = ms if ms in folds[0]["at"] else None
+        values = [f["at"][ms] for f in folds] if key is not None else [f["curve"][T - 1] for f in folds]
+        lines.append(f"| {ms:g} ms{' (the full window)' if key is None else ''} | {pct(values)} |")
+    lines += ["", f"Early decision: running confidence >= threshold after >= {args.min_steps} steps; a recording "
+                  f"not decided within the {T} steps counts at its last step (undecided).", "",
+              f"| threshold | accuracy of the decisions % | undecided % | median time to decision ms (pooled; folds) "
+              f"| decided correctly within {args.within_ms:g} ms % |", "|---:|---|---|---|---|"]
+    for threshold in args.thresholds:
+        r = [f["rules"][threshold] for f in folds]
+        medians = [x["median_ms"] for x in r]
+        lines.append(f"| {threshold:g} | {pct([x['accuracy'] for x in r])} | {pct([x['undecided'] for x in r])} | "
+                     f"{statistics.median(medians):g} ({min(medians):g}-{max(medians):g}) | "
+                     f"{pct([x['correct_within'] for x in r])} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    model = StcSNN.from_pretrained(args.model).fuse_for_inference()
-    c = model.config.input
-    stated = stated_result(model.checkpoint_folder)
-    dataset, indices = held_out(args.data, stated)
-    runs = []
-    for i in tqdm(indices, desc="streaming the hold-out", unit="recording"):
-        events, label = dataset[i]
-        runs.append((label, stream_recording(model, events, int(args.packet_ms * 1000))))
-    steps = min(len(o) for _, o in runs)
+    folders = sorted(args.cv.glob("fold-*/"), key=lambda p: int(p.name.removeprefix("fold-")))
+    if not folders or not all((f / FINAL).is_file() for f in folders):
+        sys.exit(f"{args.cv}: no finished fold-<i> folders (each needs {FINAL})")
+    folds, curves = [], []
+    for folder in folders:
+        model, runs = fold_runs(folder, args.data, int(args.packet_ms * 1000))
+        c = model.config.input
+        folds.append(measure(runs, c.step_us, c.T, args.at_ms, args.thresholds, args.min_steps, args.within_ms))
+        curves.append((folds[-1]["curve"], len(runs)))
     command = " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
-    print(f"Model `{args.model}` (steps of {c.step_us / 1e3:g} ms, trained on T = {c.T} steps), "
-          f"{len(runs)} hold-out recordings ({stated.describe()}); packets of {args.packet_ms:g} ms.\n"
-          f"Command: `{command}`\n")
-    print("| recording seen (ms) | steps | accuracy of the running prediction |\n|---:|---:|---:|")
-    curve = []
-    for k in range(steps):
-        acc = float(np.mean([o[k].label == y for y, o in runs]))
-        curve.append((runs[0][1][k].end_us / 1e3, acc))
-        print(f"| {curve[-1][0]:g} | {k + 1} | {100 * acc:.1f}% |")
-    print(f"\nEarly decision (running confidence >= threshold, at least {args.min_steps} steps; "
-          "a recording never decided counts at its last step):\n")
-    print("| threshold | accuracy | median time to decision (ms) | decided before the last step |\n|---:|---:|---:|---:|")
-    rule = []
-    for threshold in args.thresholds:
-        decisions = [(decide(o, threshold, args.min_steps), y, o[-1].end_us / 1e3) for y, o in runs]
-        acc = float(np.mean([label == y for (label, _), y, _ in decisions]))
-        median_ms = statistics.median(ms for (_, ms), _, _ in decisions)
-        early = float(np.mean([ms < last for (_, ms), _, last in decisions]))
-        rule.append((threshold, acc, median_ms))
-        print(f"| {threshold:g} | {100 * acc:.1f}% | {median_ms:g} | {100 * early:.0f}% |")
-    plot(curve, rule, args.plot, args.model)
+    text = render(folds, args, c.step_us, c.T, command)
+    print(text)
+    pooled = [sum(cv[k] * m for cv, m in curves) / sum(m for _, m in curves) for k in range(c.T)]
+    plot([((k + 1) * c.step_us / 1e3, a) for k, a in enumerate(pooled)], args.plot, args.cv.name)
     print(f"\nPlot: `{args.plot}`")
+    if args.card is not None:
+        write_card(args.card, text)
+        print(f"wrote the section into {args.card / 'README.md'}")
 
 
-def plot(curve, rule, path: Path, name: str) -> None:
+def write_card(folder: Path, text: str) -> None:
+    """Put ``text`` into the card's time-to-decision section (before Configuration), replacing an old one."""
+    from stc_zoo.atomic import replace_atomically
+
+    path = folder / "README.md"
+    card = path.read_text()
+    if SECTION in card:
+        start = card.index(SECTION)
+        end = card.find("\n## ", start + len(SECTION))
+        card = card[:start] + card[end + 1:] if end != -1 else card[:start]
+    anchor = card.index("## Configuration")
+    card = card[:anchor] + f"{SECTION}\n\n{text}\n\n" + card[anchor:]
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(card))
+
+
+def plot(curve, path: Path, name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot([ms for ms, _ in curve], [100 * a for _, a in curve], "o-", label="running prediction, every step")
-    for threshold, acc, ms in rule:
-        ax.plot(ms, 100 * acc, "s", label=f"decide at confidence >= {threshold:g} (median time)")
+    ax.plot([ms for ms, _ in curve], [100 * a for _, a in curve], "o-", label="running prediction (pooled held-out folds)")
     ax.set_xlabel("recording seen (ms)")
-    ax.set_ylabel("accuracy on the hold-out (%)")
+    ax.set_ylabel("accuracy on held-out recordings (%)")
     ax.set_title(f"{name}: time to decision")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

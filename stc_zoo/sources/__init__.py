@@ -34,7 +34,7 @@ class Packet:
 class SourceStats:
     """What a source received and what it could not pass on, by reason."""
 
-    packets: int = 0  # packets yielded
+    packets: int = 0  # packets yielded (a UDP packet holds every datagram queued when it is taken)
     events: int = 0  # events yielded
     datagrams: int = 0  # datagrams (UDP) or reads received
     malformed: int = 0  # datagrams refused whole: not a whole number of words, or a timestamp word missing
@@ -72,7 +72,6 @@ class Gate:
         events = events[ordered]
         if len(events):
             self.last_t = int(events["t"][-1])
-            self.stats.packets += 1
             self.stats.events += len(events)
         return events
 

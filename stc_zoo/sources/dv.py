@@ -76,6 +76,7 @@ class DvSource:
             self.stats.datagrams += 1
             events = self._gate(as_events(batch.numpy()))
             if len(events):
+                self.stats.packets += 1
                 yield Packet(events, None, now)
         self.close()
 

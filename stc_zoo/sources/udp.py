@@ -1,8 +1,10 @@
 """Events over UDP in the SPIF / aestream word format (``spif``): what aestream, SPIF's spiffer and
 ``send_udp`` send.
 
-A receiver thread reads datagrams into a bounded queue (``queue_datagrams``); when the consumer
-(the network) falls behind and the queue is full, the newest datagrams are dropped and counted
+A receiver thread reads datagrams into a bounded queue (``queue_datagrams``); the datagrams queued
+when the consumer asks for the next packet become one packet (up to ``coalesce``), so a consumer that
+fell behind catches up in larger pushes instead of paying the per-push cost for every datagram. When
+the queue is full all the same, the newest datagrams are dropped and counted
 (``stats.dropped_datagrams``), so memory stays bounded and the lag never grows without limit. The
 iterator decodes, drops and counts events off the sensor or older than one already passed on, and
 ends when no datagram arrived for ``timeout_s`` (the sender stopped) or when ``close()`` is called.
@@ -36,13 +38,15 @@ class UdpSource:
         timeout_s: end the stream after this long without a datagram, once one has arrived.
         wait_s: how long to wait for the first datagram (the sender may start later).
         queue_datagrams: datagrams held while the consumer is busy; beyond it they are dropped, counted.
+        coalesce: at most this many queued datagrams become one packet (1: a packet per datagram).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 3333, sensor_size: tuple[int, int] | None = None,
-                 timeout_s: float = 2.0, queue_datagrams: int = 4096, wait_s: float = 60.0):
-        if timeout_s <= 0 or wait_s <= 0 or queue_datagrams < 1:
-            raise InputError(f"timeout_s and wait_s must be > 0 and queue_datagrams >= 1, got {timeout_s}, {wait_s}, "
-                             f"{queue_datagrams}")
+                 timeout_s: float = 2.0, queue_datagrams: int = 4096, wait_s: float = 60.0, coalesce: int = 256):
+        if timeout_s <= 0 or wait_s <= 0 or queue_datagrams < 1 or coalesce < 1:
+            raise InputError(f"timeout_s and wait_s must be > 0, queue_datagrams and coalesce >= 1, got {timeout_s}, "
+                             f"{wait_s}, {queue_datagrams}, {coalesce}")
+        self.coalesce = coalesce
         self.sensor_size, self.timeout_s, self.wait_s = sensor_size, timeout_s, wait_s
         self.name = f"udp://{host}:{port} (SPIF/aestream words)"
         self.stats = SourceStats()
@@ -82,25 +86,43 @@ class UdpSource:
     def __iter__(self) -> Iterator[Packet]:
         while not self._closed.is_set():
             try:
-                data, arrival, received = self._queue.get(
-                    timeout=self.timeout_s if self.stats.datagrams else self.wait_s)
+                first = self._queue.get(timeout=self.timeout_s if self.stats.datagrams else self.wait_s)
             except queue.Empty:
                 break  # the sender stopped (or never started)
-            packet = self._packet(data, arrival, received)
+            packet = self._packet([first, *self._waiting()])
             if packet is not None:
                 yield packet
         self.close()
 
-    def _packet(self, data: bytes, arrival_us: int, received: float) -> Packet | None:
-        self.stats.datagrams += 1
-        decoded = self._decoder.decode(data, arrival_us)
-        if decoded is None:
-            self.stats.malformed += 1
+    def _waiting(self) -> list:
+        """The datagrams already queued behind the first (at most ``coalesce - 1``): one packet for all of
+        them, so a consumer that fell behind pays the per-push cost once per batch, not per datagram."""
+        more = []
+        while len(more) < self.coalesce - 1:
+            try:
+                more.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return more
+
+    def _packet(self, datagrams: list) -> Packet | None:
+        """One packet of the events of ``datagrams`` [(bytes, arrival us, perf_counter)], decoded and gated
+        in arrival order; its ``received_s`` is the first one's (the lag is the oldest event's)."""
+        parts = []
+        for data, arrival_us, _ in datagrams:
+            self.stats.datagrams += 1
+            decoded = self._decoder.decode(data, arrival_us)
+            if decoded is None:
+                self.stats.malformed += 1
+                continue
+            events, stamped = decoded
+            self.stats.host_stamped += stamped
+            parts.append(self._gate(events))
+        events = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else None)
+        if events is None or not len(events):
             return None
-        events, stamped = decoded
-        self.stats.host_stamped += stamped
-        events = self._gate(events)
-        return Packet(events, None, received) if len(events) else None
+        self.stats.packets += 1
+        return Packet(events, None, datagrams[0][2])
 
     def close(self) -> None:
         self._closed.set()
