@@ -25,10 +25,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 # torchaudio, which would replace the CPU torch; the harness and snnTorch's neuron classes it
 # imports need nothing beyond what is installed.
 NEUROBENCH := neurobench==2.3.0 snntorch==1.0.0
+# aestream's own UDP sender is a real peer of stc_zoo.sources.UdpSource (tests/test_sources.py); its
+# command-line binary needs none of its Python dependencies (SDL for its viewer).
+AESTREAM := aestream==0.6.4
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(PY) -m pip install --quiet --no-deps $(NEUROBENCH)
+	$(PY) -m pip install --quiet --no-deps $(NEUROBENCH) $(AESTREAM)
 	touch $@
 
 demo: setup

@@ -3,8 +3,11 @@ and what bad traffic does (a counted drop or an error, never a crash or a wrong 
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,6 +144,39 @@ def test_a_flood_is_bounded_and_its_drops_counted():
     packets = list(source)
     assert sum(len(p.events) for p in packets) == 40 and source.stats.datagrams == 4
     assert source.stats.dropped_datagrams == 196 and len(packets) == source.stats.packets == 1  # queued: one packet
+
+
+AESTREAM = Path(sys.executable).parent / "aestream"  # make test installs aestream's wheel (its binary)
+
+
+@pytest.mark.skipif(not AESTREAM.is_file(), reason="aestream is not installed")
+def test_aestreams_own_udp_sender_arrives_as_the_file_holds_it_and_decides_as_the_replay(tmp_path):
+    """aestream 0.6.4 (its own binary) sends an AEDAT 4 file over UDP with timestamps: every event arrives as
+    the file holds it. Its last datagram repeats the previous datagram's tail (it sends the whole buffer):
+    those events go back in time, so the gate drops and counts them."""
+    dv = pytest.importorskip("dv_processing")
+    e = recording()
+    writer = dv.io.MonoCameraWriter(str(tmp_path / "rec.aedat4"), dv.io.MonoCameraWriter.EventOnlyConfig("DVS", (34, 34)))
+    store = dv.EventStore()
+    for event in e:
+        store.push_back(int(event["t"]), int(event["x"]), int(event["y"]), bool(event["p"]))
+    writer.writeEvents(store)
+    del writer  # closes the file
+    source = UdpSource("127.0.0.1", 0, sensor_size=(34, 34), timeout_s=1.0)
+    packets = serve(source, lambda h, p: subprocess.run(
+        [str(AESTREAM), "input", "file", str(tmp_path / "rec.aedat4"), "output", "udp", h, str(p),
+         "--include-timestamp", "true"], check=True, capture_output=True, timeout=60))
+    got = np.concatenate([q.events for q in packets])
+    assert np.array_equal(got, e) and source.stats.malformed == source.stats.dropped_datagrams == 0
+    per_datagram = 32  # aestream's default packet size (128 bytes of words)
+    assert source.stats.datagrams == -(-len(e) // per_datagram)
+    assert source.stats.backwards == (-len(e)) % per_datagram  # the repeated tail of the last datagram
+    model = StcSNN.from_pretrained("nmnist-stream-20ms")
+    live, replay = model.stream(threshold=0.9, min_steps=2), model.stream(threshold=0.9, min_steps=2)
+    steps = [o for q in packets for o in live.push(q.events)]
+    want = [o for q in FileReplay(e, packet_us=1000, speed=0) for o in replay.push(q.events, now_us=q.until_us)]
+    assert np.array_equal(np.stack([o.logits.numpy() for o in steps]), np.stack([o.logits.numpy() for o in want])[:len(steps)])
+    assert live.decision == replay.decision is not None
 
 
 def test_a_silent_sender_ends_the_stream_cleanly():
