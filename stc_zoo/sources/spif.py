@@ -45,6 +45,8 @@ class Decoder:
         if len(data) % 4:
             return None
         words = np.frombuffer(data, dtype="<u4")
+        if len(words) % 2 == 0 and len(words) and words[0::2].max() < NO_TIMESTAMP:
+            return self._all_stamped(words[0::2], words[1::2]), 0  # what senders send: a few array operations
         flags = (words & NO_TIMESTAMP) != 0
         if len(words) % 2 == 0 and not flags[0::2].any():  # every event carries its timestamp
             events, raw = words[0::2], words[1::2].astype(np.int64)
@@ -62,6 +64,21 @@ class Decoder:
         out["p"] = (events >> 15) & 1
         out["t"] = np.where(stamped, arrival_us, self._unwrap(raw, stamped))
         return out, int(stamped.sum())
+
+    def _all_stamped(self, events: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Events whose words all carry timestamps (x < 2**15 since bit 31 is clear)."""
+        out = np.empty(len(events), dtype=EVENT_DTYPE)
+        out["x"] = events >> 16
+        out["y"] = events & 0x7FFF
+        out["p"] = (events >> 15) & 1
+        r = raw.astype(np.int64)
+        last = int(r[0]) if self._last_raw is None else self._last_raw
+        if r[0] >= last - WRAP // 2 and (len(r) < 2 or np.diff(r).min() >= -(WRAP // 2)):  # no wrap inside
+            out["t"] = r + self._offset if self._offset else r
+            self._last_raw = int(r[-1])
+        else:
+            out["t"] = self._unwrap(r, np.zeros(len(r), dtype=bool))
+        return out
 
     def _unwrap(self, raw: np.ndarray, stamped: np.ndarray) -> np.ndarray:
         """Sender timestamps on a continuous axis: a drop of more than half the range is a wrap."""
