@@ -282,7 +282,8 @@ def stream(args) -> dict:
         st = source.stats
         summary.update({"datagrams": st.datagrams, "packets": st.packets, "events": st.events,
                         "malformed_datagrams": st.malformed,
-                        "dropped_datagrams": st.dropped_datagrams, "off_sensor_events": st.off_sensor,
+                        "dropped_datagrams": st.dropped_datagrams, "os_dropped_datagrams": st.os_dropped,
+                        "off_sensor_events": st.off_sensor,
                         "backwards_events": st.backwards, "host_stamped_events": st.host_stamped,
                         "refused_packets": show.refused, **show.lag_summary()})
     print(json.dumps({"summary": summary} if args.json else summary), flush=True)

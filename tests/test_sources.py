@@ -179,6 +179,21 @@ def test_aestreams_own_udp_sender_arrives_as_the_file_holds_it_and_decides_as_th
     assert live.decision == replay.decision is not None
 
 
+def test_datagrams_the_os_drops_are_counted_too():
+    """A socket buffer that overflows: the kernel's drops (SO_RXQ_OVFL, Linux) are counted, so every datagram
+    sent is accounted for: passed on, dropped from the full queue, or dropped by the OS."""
+    source = UdpSource("127.0.0.1", 0, timeout_s=0.5, queue_datagrams=8, socket_buffer=2048)
+    host, port = source.address
+    e = events_of(3000)
+    sent = send_udp(e, host, port, packet_events=2)  # 1,500 datagrams as fast as Python sends them
+    time.sleep(0.3)
+    send_udp(e[-1:], host, port)  # a late one carries the kernel's count
+    packets = list(source)
+    st = source.stats
+    assert st.os_dropped > 0 and st.datagrams + st.dropped_datagrams + st.os_dropped == sent + 1
+    assert sum(len(p.events) for p in packets) == st.events
+
+
 def test_a_silent_sender_ends_the_stream_cleanly():
     begin = time.perf_counter()
     source = UdpSource("127.0.0.1", 0, timeout_s=0.2, wait_s=0.3)

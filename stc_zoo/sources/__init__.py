@@ -39,6 +39,7 @@ class SourceStats:
     datagrams: int = 0  # datagrams (UDP) or reads received
     malformed: int = 0  # datagrams refused whole: not a whole number of words, or a timestamp word missing
     dropped_datagrams: int = 0  # datagrams dropped because the queue was full (compute fell behind)
+    os_dropped: int = 0  # datagrams the OS dropped (socket buffer full; Linux counts them, known at the next one)
     off_sensor: int = 0  # events outside the sensor, dropped
     backwards: int = 0  # events older than one already passed on, dropped
     host_stamped: int = 0  # events that came without a timestamp and were stamped on arrival
@@ -46,7 +47,7 @@ class SourceStats:
 
     def refused(self) -> int:
         """Events and datagrams not passed on."""
-        return self.malformed + self.dropped_datagrams + self.off_sensor + self.backwards
+        return self.malformed + self.dropped_datagrams + self.os_dropped + self.off_sensor + self.backwards
 
 
 class Gate:

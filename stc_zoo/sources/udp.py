@@ -5,7 +5,8 @@ A receiver thread reads datagrams into a bounded queue (``queue_datagrams``); th
 when the consumer asks for the next packet become one packet (up to ``coalesce``), so a consumer that
 fell behind catches up in larger pushes instead of paying the per-push cost for every datagram. When
 the queue is full all the same, the newest datagrams are dropped and counted
-(``stats.dropped_datagrams``), so memory stays bounded and the lag never grows without limit. The
+(``stats.dropped_datagrams``), so memory stays bounded and the lag never grows without limit; what
+the OS drops from a full socket buffer, Linux counts (``stats.os_dropped``). The
 iterator decodes, drops and counts events off the sensor or older than one already passed on, and
 ends when no datagram arrived for ``timeout_s`` (the sender stopped) or when ``close()`` is called.
 Events that came without a timestamp are stamped with the host's clock on arrival (microseconds
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +29,9 @@ from . import Gate, Packet, SourceStats
 from .spif import Decoder, encode
 
 MAX_DATAGRAM = 65_507  # the largest UDP payload over IPv4
+# Linux's SO_RXQ_OVFL (Python has no name for it): each datagram then carries the count of datagrams
+# the kernel dropped on this socket so far because its buffer was full.
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 
 
 class UdpSource:
@@ -39,10 +44,13 @@ class UdpSource:
         wait_s: how long to wait for the first datagram (the sender may start later).
         queue_datagrams: datagrams held while the consumer is busy; beyond it they are dropped, counted.
         coalesce: at most this many queued datagrams become one packet (1: a packet per datagram).
+        socket_buffer: bytes the OS holds for the socket; what overflows it the kernel drops, and on
+            Linux says how many with the next datagram (``stats.os_dropped``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 3333, sensor_size: tuple[int, int] | None = None,
-                 timeout_s: float = 2.0, queue_datagrams: int = 4096, wait_s: float = 60.0, coalesce: int = 256):
+                 timeout_s: float = 2.0, queue_datagrams: int = 4096, wait_s: float = 60.0, coalesce: int = 256,
+                 socket_buffer: int = 1 << 22):
         if timeout_s <= 0 or wait_s <= 0 or queue_datagrams < 1 or coalesce < 1:
             raise InputError(f"timeout_s and wait_s must be > 0, queue_datagrams and coalesce >= 1, got {timeout_s}, "
                              f"{wait_s}, {queue_datagrams}, {coalesce}")
@@ -53,7 +61,12 @@ class UdpSource:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_datagrams)
         self._decoder, self._gate = Decoder(), Gate(sensor_size, self.stats)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, socket_buffer)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+            self._ancillary = socket.CMSG_SPACE(4)
+        except (OSError, AttributeError):  # not Linux: the kernel's drops cannot be counted
+            self._ancillary = 0
         try:
             self._sock.bind((host, port))
         except OSError as err:
@@ -72,11 +85,14 @@ class UdpSource:
     def _receive(self) -> None:
         while not self._closed.is_set():
             try:
-                data = self._sock.recv(MAX_DATAGRAM)
+                data, ancillary, _, _ = self._sock.recvmsg(MAX_DATAGRAM, self._ancillary)
             except (socket.timeout, BlockingIOError):
                 continue
             except OSError:
                 return
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                    self.stats.os_dropped = struct.unpack("=I", value[:4])[0]
             arrival = (time.monotonic_ns() - self._t0) // 1000
             try:
                 self._queue.put_nowait((data, arrival, time.perf_counter()))
