@@ -23,8 +23,9 @@ stays within one step: beyond that the queue grows without limit.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import socket
+import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +43,6 @@ from stc_zoo.sources.spif import encode
 from stc_zoo.zoo import get_entry
 
 PACKET_EVENTS = 180  # events per datagram: 180 x 8 bytes fit a 1500-byte Ethernet frame
-LOG_DTYPE = np.dtype([("first_t", "<i8"), ("last_t", "<i8"), ("sent_s", "<f8")])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,31 +92,17 @@ def random_feed(sensor: tuple[int, int], rate: float, seconds: float, seed: int 
 
 
 # ------------------------------------------------------------------ the sender (its own process)
-def send_feeds(paths: list[str], ports: list[int], start_s: float, logs: list[str]) -> None:
-    """Send each feed (an .npy of events) to its port at 1x its timestamps from ``start_s`` (perf_counter),
-    the feeds' datagrams interleaved in time; save when each left."""
-    feeds = [np.load(p, allow_pickle=False) for p in paths]
-    schedule = []  # (due s, feed, datagram index)
-    chunks = []
-    for f, e in enumerate(feeds):
-        t0 = int(e["t"][0])
-        cuts = list(range(0, len(e), PACKET_EVENTS))
-        chunks.append([(encode(e[i:i + PACKET_EVENTS]), int(e["t"][i]), int(e["t"][min(i + PACKET_EVENTS, len(e)) - 1]))
-                       for i in cuts])
-        schedule += [((last - t0) / 1e6, f, k) for k, (_, _, last) in enumerate(chunks[f])]
-    schedule.sort()
-    sent = [np.zeros(len(c), dtype=LOG_DTYPE) for c in chunks]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for due, f, k in schedule:
-        wait = start_s + due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        data, first, last = chunks[f][k]
-        sock.sendto(data, ("127.0.0.1", ports[f]))
-        sent[f][k] = (first, last, time.perf_counter())
-    sock.close()
-    for f, log in enumerate(logs):
-        np.save(log, sent[f])
+def sender_job(feed: np.ndarray, port: int, folder: Path, i: int) -> dict:
+    """``feed`` encoded as datagrams of PACKET_EVENTS events for benchmarks/udp_sender.py."""
+    cuts = np.arange(0, len(feed), PACKET_EVENTS)
+    words = np.frombuffer(encode(feed), dtype="<u4")  # two words per event
+    bounds = np.append(2 * cuts, len(words)).astype(np.int64)
+    times = np.stack([feed["t"][cuts], feed["t"][np.append(cuts[1:], len(feed)) - 1]], axis=1).astype(np.int64)
+    job = {"port": port, "log": str(folder / f"sent{i}.npy")}
+    for name, array in (("words", words), ("bounds", bounds), ("times", times)):
+        job[name] = str(folder / f"{name}{i}.npy")
+        np.save(job[name], array)
+    return job
 
 
 # ------------------------------------------------------------------ one run: feeds in, sessions out
@@ -131,30 +117,24 @@ def serve(source: UdpSource, session, out: list) -> None:
 def run(model: StcSNN, feeds: list[np.ndarray], hop: int | None = None) -> dict:
     """Serve ``feeds`` concurrently (one UDP port, receiver thread and session each); their latencies."""
     tmp = Path(tempfile.mkdtemp(prefix="stc-live-"))
-    paths, logs = [], []
-    for i, feed in enumerate(feeds):
-        paths.append(str(tmp / f"feed{i}.npy"))
-        logs.append(str(tmp / f"sent{i}.npy"))
-        np.save(paths[-1], feed)
     sensor = model.config.input.camera_size
-    sources = [UdpSource("127.0.0.1", 0, sensor, timeout_s=1.0, wait_s=30, queue_datagrams=4096) for _ in feeds]
+    # A feed ends 0.3 s after its last datagram (no feed here pauses that long).
+    sources = [UdpSource("127.0.0.1", 0, sensor, timeout_s=0.3, wait_s=30, queue_datagrams=4096) for _ in feeds]
     sessions = [model.stream_continuous(hop=hop, origin_us=int(f["t"][0])) if hop else
                 model.stream(origin_us=int(f["t"][0])) for f in feeds]
     outs = [[] for _ in feeds]
     threads = [threading.Thread(target=serve, args=(s, z, o)) for s, z, o in zip(sources, sessions, outs)]
     for t in threads:
         t.start()
-    start = time.perf_counter() + 1.0  # the sender starts loading now and sends from then on
-    sender = multiprocessing.get_context("spawn").Process(
-        target=send_feeds, args=(paths, [s.address[1] for s in sources], start, logs))
-    sender.start()
-    sender.join()
+    jobs = [sender_job(f, s.address[1], tmp, i) for i, (f, s) in enumerate(zip(feeds, sources))]
+    (tmp / "job.json").write_text(json.dumps({"feeds": jobs}))
+    subprocess.run([sys.executable, str(Path(__file__).with_name("udp_sender.py")), str(tmp / "job.json")], check=True)
     for t in threads:
         t.join()
     step_us = model.config.input.step_us
     close, packet, lost, sent_total = [], [], 0, 0
-    for feed, source, out, log in zip(feeds, sources, outs, logs):
-        sent = np.load(log)
+    for feed, source, out, job in zip(feeds, sources, outs, jobs):
+        sent = np.load(job["log"])
         sent_total += len(sent)
         lost += len(sent) - source.stats.datagrams  # by the OS (a full socket buffer) or the bounded queue
         t0 = int(feed["t"][0])
@@ -167,6 +147,7 @@ def run(model: StcSNN, feeds: list[np.ndarray], hop: int | None = None) -> dict:
             step = (sent["last_t"] - t0) // step_us
             done = step < len(out)
             packet += list(times[step[done]] - sent["sent_s"][done])
+    shutil.rmtree(tmp)
     ms = lambda v, q: round(1e3 * float(np.percentile(v, q)), 2) if len(v) else None  # noqa: E731
     result = {"streams": len(feeds), "outputs": sum(len(o) for o in outs), "datagrams": sent_total, "lost": lost,
               "events_per_s": sum(len(f) for f in feeds) / ((feeds[0]["t"][-1] - feeds[0]["t"][0]) / 1e6),
