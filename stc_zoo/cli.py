@@ -234,16 +234,20 @@ def stream(args) -> dict:
 
     model = load_model(args)
     c = model.config.input
-    if args.hop is not None and (args.threshold is not None or args.min_steps != 1):
-        raise InputError("stream: --hop decides at the end of every window of T steps; --threshold and --min-steps "
-                         "are for one recording's early decision")
+    if args.hop is not None and (args.threshold is not None or args.min_steps != 1 or args.max_steps is not None):
+        raise InputError("stream: --hop decides at the end of every window of T steps; --threshold, --min-steps "
+                         "and --max-steps are for one recording's early decision")
     session = (model.stream_continuous(hop=args.hop) if args.hop is not None
-               else model.stream(threshold=args.threshold, min_steps=args.min_steps))
+               else model.stream(threshold=args.threshold, min_steps=args.min_steps, max_steps=args.max_steps))
     if args.hop is not None:
         rule = (f"every {args.hop} step(s) ({args.hop * c.step_us / 1e3:g} ms) over the last T = {c.T} steps "
                 f"({c.T * c.step_us / 1e3:g} ms, each window from rest)")
     elif args.threshold is not None:
-        rule = f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)"
+        rule = f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)" + (
+            f", at step {args.max_steps} ({args.max_steps * c.step_us / 1e3:g} ms) at the latest"
+            if args.max_steps is not None else "")
+    elif args.max_steps is not None:
+        rule = f"at step {args.max_steps} ({args.max_steps * c.step_us / 1e3:g} ms)"
     else:
         rule = f"at step T = {c.T} (no --threshold: the offline rule, not an early decision)"
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
@@ -608,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threshold", type=float, help="decide once the running confidence reaches it "
                     "(default: decide at step T, as the offline prediction)")
     st.add_argument("--min-steps", type=int, default=1, help="never decide before this many steps")
+    st.add_argument("--max-steps", type=int, help="decide at this step at the latest (a deadline), however confident")
     st.add_argument("--hop", type=int, metavar="N", help="continuous mode, for a feed that never ends: a decision "
                     "every N steps over the last T steps (N = T: consecutive windows), each window from rest")
     st.add_argument("--json", action="store_true", help="JSON lines on stdout (a line per step or window, the "

@@ -141,12 +141,13 @@ class StcSNN(
         return self.predict_proba(events, sources).argmax(-1)
 
     def stream(self, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
-               origin_us: int | None = None, max_gap_us: int = MAX_GAP_US) -> StreamSession:
+               origin_us: int | None = None, max_gap_us: int = MAX_GAP_US, max_steps: int | None = None) -> StreamSession:
         """A streaming session (``stc_zoo.stream.StreamSession``): push packets of events, get each
         completed step's output and a decision once ``threshold`` / ``min_steps`` hold. Needs a
         duration-binned model (``config.input.split_by == "duration"``). One push may move the stream
-        at most ``max_gap_us`` ahead (60 s by default); a larger jump is an EventFormatError."""
-        return StreamSession(self, threshold, min_steps, record_spikes, origin_us, max_gap_us)
+        at most ``max_gap_us`` ahead (60 s by default); a larger jump is an EventFormatError. ``max_steps``:
+        decide at that step at the latest (a deadline)."""
+        return StreamSession(self, threshold, min_steps, record_spikes, origin_us, max_gap_us, max_steps)
 
     def stream_continuous(self, hop: int | None = None, origin_us: int | None = None,
                           max_gap_us: int = MAX_GAP_US) -> ContinuousSession:

@@ -74,6 +74,8 @@ class StreamSession:
         threshold: decide at the first step whose running confidence reaches it; None decides at
             step ``T`` (the window the model was trained on), as the offline prediction does.
         min_steps: never decide before this many steps.
+        max_steps: decide at this step at the latest (a deadline: the running prediction then, however
+            confident), when the threshold has not held before; None: no deadline.
         record_spikes: report each step's spike count per spiking layer.
         origin_us: where step 0 starts; the first event's timestamp when None.
         max_gap_us: the furthest one push may move the stream ahead (events or ``now_us``), in
@@ -81,7 +83,7 @@ class StreamSession:
     """
 
     def __init__(self, model, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
-                 origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
+                 origin_us: int | None = None, max_gap_us: int = MAX_GAP_US, max_steps: int | None = None):
         config = model.config.input
         if not config.streamable:
             raise InputError(
@@ -91,9 +93,13 @@ class StreamSession:
             raise InputError(f"threshold must be in (0, 1], got {threshold!r}")
         if not isinstance(min_steps, int) or min_steps < 1:
             raise InputError(f"min_steps must be an integer >= 1, got {min_steps!r}")
+        if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool)
+                                      or max_steps < min_steps):
+            raise InputError(f"max_steps must be an integer >= min_steps ({min_steps}) or None, got {max_steps!r}")
         if not isinstance(max_gap_us, int) or isinstance(max_gap_us, bool) or max_gap_us < config.step_us:
             raise InputError(f"max_gap_us must be an integer >= one step ({config.step_us} us), got {max_gap_us!r}")
         self.model, self.threshold, self.min_steps, self.record_spikes = model, threshold, min_steps, record_spikes
+        self.max_steps = max_steps
         self.max_gap_us = max_gap_us
         self.step_us = config.step_us
         # One step per sample: each completed step is compressed as its own window.
@@ -238,7 +244,8 @@ class StreamSession:
         return step
 
     def _decides(self, step: StepOutput) -> bool:
-        return decides(self.steps, step.confidence, self.threshold, self.min_steps, self.model.config.input.T)
+        return decides(self.steps, step.confidence, self.threshold, self.min_steps, self.model.config.input.T,
+                       self.max_steps)
 
 
 
@@ -358,13 +365,16 @@ def running_probs(logit_sum: np.ndarray, steps: int) -> np.ndarray:
     return probs / probs.sum(-1, keepdims=True)
 
 
-def decides(steps: int, confidence: float, threshold: float | None, min_steps: int, T: int) -> bool:
+def decides(steps: int, confidence: float, threshold: float | None, min_steps: int, T: int,
+            max_steps: int | None = None) -> bool:
     """The decision rule: after ``steps`` steps at running ``confidence``, decide? At the first step with
-    ``confidence >= threshold`` once ``min_steps`` are seen; with no threshold, at step ``T``."""
+    ``confidence >= threshold`` once ``min_steps`` are seen; with no threshold, at step ``T``; at step
+    ``max_steps`` at the latest (a deadline), when given."""
     if steps < min_steps:
         return False
+    if max_steps is not None and steps >= max_steps:
+        return True
     return steps >= T if threshold is None else confidence >= threshold
-
 
 def check_packet(events: np.ndarray, sensor: tuple[int, int], last_t: int | None, origin_us: int | None) -> np.ndarray:
     """A pushed packet, checked against the sensor ``(W, H)``, the previous packet's last event and the

@@ -239,6 +239,10 @@ def test_stream_continuous_mode_and_json_lines(capsys, recordings, tmp_path):
     assert code == 0 and out.splitlines()[2].startswith("window   0  t=    0.0-  300.0 ms")
     code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--hop", "5", "--threshold", "0.9")
     assert code == 2 and "--hop decides at the end of every window" in err
+    code, out, _ = cli(capsys, "stream", str(folder), str(recordings[0]), "--speed", "0", "--threshold", "1.0",
+                       "--max-steps", "3")  # a confidence of 1.0 never comes: the deadline decides, at 60 ms
+    summary = json.loads(out.splitlines()[-1])
+    assert code == 0 and summary["recording_ms_at_decision"] == 60.0 and "at step 3 (60 ms) at the latest" in out
     code, _, err = cli(capsys, "stream", str(folder), str(recordings[0]), "--hop", "16")
     assert code == 2 and "hop must be an integer in 1..T (15 steps)" in err
 

@@ -157,8 +157,10 @@ def test_time_to_decision_streams_each_folds_own_held_out_recordings(data, tmp_p
         m = script["measure"](runs, 20_000, 2, [20.0], [1e-9, 1.0], 1, 20.0)
         val_acc = json.loads((out / f"fold-{fold}" / "result.json").read_text())["accuracy"]
         assert m["curve"][1] == val_acc and m["at"][20.0] == m["curve"][0]
-        assert m["rules"][1e-9]["median_ms"] == 20.0 and m["rules"][1e-9]["undecided"] == 0  # any confidence
-        assert m["rules"][1e-9]["correct_within"] == m["curve"][0]
+        eager, never = m["rules"][(1e-9, None)], m["rules"][(1.0, 1)]  # any confidence; none, but a 20 ms deadline
+        assert eager["median_ms"] == 20.0 and eager["undecided"] == 0 and eager["correct_within"] == m["curve"][0]
+        assert never["median_ms"] == 20.0 and never["accuracy"] == m["curve"][0]
+        assert m["rules"][(1.0, None)]["undecided"] == 1.0 and m["rules"][(1.0, None)]["median_ms"] == 40.0
     card = tmp_path / "card"
     card.mkdir()
     (card / "README.md").write_text("# m\n\n## Results\n\nx\n\n## Configuration\n\ny\n")
@@ -167,3 +169,4 @@ def test_time_to_decision_streams_each_folds_own_held_out_recordings(data, tmp_p
     text = (card / "README.md").read_text()
     assert text.index("## Time to decision (cross-validated)") < text.index("## Configuration")
     assert "| 40 ms (the full window) |" in text and (tmp_path / "ttd.png").is_file()
+    assert "| confidence >= 0.9, at 40 ms at the latest |" in text

@@ -296,3 +296,23 @@ def test_continuous_errors_and_gaps():
         session.push(events[:5])
     with pytest.raises(InputError, match="now_us"):
         session.push(now_us=-1)
+
+
+def test_a_deadline_decides_at_max_steps_when_the_threshold_never_holds():
+    model = streaming_model("torch")
+    events = synthetic_events((16, 12), 3000, seed=3, duration_us=9 * STEP_US)
+    never = model.stream(threshold=1.0, max_steps=4)  # a confidence of 1.0 never comes: the deadline decides
+    outputs = never.push(events)
+    assert never.decision.step == 3 and never.decision.end_us == 4 * STEP_US
+    assert never.decision.label == outputs[3].label
+    early = model.stream(threshold=1e-9, min_steps=2, max_steps=4)  # the threshold holds first
+    early.push(events)
+    assert early.decision.step == 1
+    deadline_only = model.stream(max_steps=2)  # no threshold: the deadline comes before step T
+    deadline_only.push(events)
+    assert deadline_only.decision.step == 1 < model.config.input.T - 1
+    for bad in (0, 1.5, True):
+        with pytest.raises(InputError, match="max_steps"):
+            model.stream(min_steps=1, max_steps=bad)
+    with pytest.raises(InputError, match="max_steps"):
+        model.stream(min_steps=3, max_steps=2)

@@ -32,6 +32,7 @@ from stc_zoo import StcConfig, StcSNN
 from stc_zoo.data import stratified_folds
 from stc_zoo.data.tonic_adapter import reader
 from stc_zoo.hub.checkpoint import load_weights
+from stc_zoo.stream import decides
 from stc_zoo.training.crossval import summarize
 from stc_zoo.training.state import FINAL, RUN
 
@@ -56,9 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stream_recording(model: StcSNN, events: np.ndarray, packet_us: int) -> list:
-    """Every step's output for one recording, pushed in packets of ``packet_us``; the stream ends at the last event."""
+    """Every step's output for one recording, pushed in packets of ``packet_us``; the stream ends at its last
+    event or at the end of the model's T steps, whichever is later (a shorter recording's last steps are
+    silent, as offline, where the window is T steps from the first event)."""
     session = model.stream()
-    t0, t_end = int(events["t"][0]), int(events["t"][-1]) + 1
+    c = model.config.input
+    t0 = int(events["t"][0])
+    t_end = max(int(events["t"][-1]) + 1, t0 + c.T * c.step_us)
     ends = np.arange(t0 + packet_us, t_end + packet_us, packet_us)
     cuts = np.searchsorted(events["t"], ends)
     outputs, start = [], 0
@@ -84,10 +89,13 @@ def fold_runs(folder: Path, data: str, packet_us: int) -> tuple[StcSNN, list[tup
     return model, runs
 
 
-def decide(outputs: list, threshold: float, min_steps: int, T: int) -> tuple[int, float, bool]:
-    """(label, ms, decided) of the first step where the rule holds within the T steps, else the last step's."""
+def decide(outputs: list, threshold: float | None, min_steps: int, T: int,
+           max_steps: int | None = None) -> tuple[int, float, bool]:
+    """(label, ms, decided) of the first step where the session's rule (``stream.decides``) holds within the
+    T steps, else the last step's (undecided)."""
     for o in outputs[min_steps - 1:T]:
-        if o.confidence >= threshold:
+        if decides(o.step + 1, o.confidence, threshold, min_steps, T, max_steps) and (
+                threshold is not None or max_steps is not None):
             return o.label, o.end_us / 1e3, True
     last = outputs[min(T, len(outputs)) - 1]
     return last.label, last.end_us / 1e3, False
@@ -98,12 +106,14 @@ def measure(runs: list, step_us: int, T: int, at_ms: list[float], thresholds: li
     """One fold's measurements on its held-out ``runs``."""
     at = {ms: float(np.mean([o[int(ms * 1e3 // step_us) - 1].label == y for y, o in runs])) for ms in at_ms}
     rules = {}
-    for threshold in thresholds:
-        d = [(decide(o, threshold, min_steps, T), y) for y, o in runs]
-        rules[threshold] = {
+    deadline = int(within_ms * 1e3 // step_us)
+    for rule in [*((t, None) for t in thresholds), *((t, deadline) for t in thresholds)]:
+        d = [(decide(o, *rule[:1], min_steps, T, rule[1]), y) for y, o in runs]
+        rules[rule] = {
             "accuracy": float(np.mean([label == y for (label, _, _), y in d])),
             "undecided": float(np.mean([not decided for (_, _, decided), _ in d])),
             "median_ms": statistics.median(ms for (_, ms, _), _ in d),
+            "times_ms": [ms for (_, ms, _), _ in d],
             "correct_within": float(np.mean([label == y and decided and ms <= within_ms
                                              for (label, ms, decided), y in d])),
         }
@@ -123,16 +133,21 @@ def render(folds: list[dict], args, step_us: int, T: int, command: str) -> str:
         key = ms if ms in folds[0]["at"] else None
         values = [f["at"][ms] for f in folds] if key is not None else [f["curve"][T - 1] for f in folds]
         lines.append(f"| {ms:g} ms{' (the full window)' if key is None else ''} | {pct(values)} |")
-    lines += ["", f"Early decision: running confidence >= threshold after >= {args.min_steps} steps; a recording "
-                  f"not decided within the {T} steps counts at its last step (undecided).", "",
-              f"| threshold | accuracy of the decisions % | undecided % | median time to decision ms (pooled; folds) "
-              f"| decided correctly within {args.within_ms:g} ms % |", "|---:|---|---|---|---|"]
-    for threshold in args.thresholds:
-        r = [f["rules"][threshold] for f in folds]
+    deadline = int(args.within_ms * 1e3 // step_us)
+    lines += ["", f"Early decision (`model.stream(threshold, min_steps={args.min_steps}[, max_steps={deadline}])`): "
+                  f"running confidence >= threshold after >= {args.min_steps} steps, or with the deadline at step "
+                  f"{deadline} ({deadline * step_us / 1e3:g} ms) at the latest; a recording not decided within the "
+                  f"{T} steps counts at its last step (undecided).", "",
+              f"| rule | accuracy of the decisions % | undecided % | median time to decision ms (pooled; fold medians) "
+              f"| decided correctly within {args.within_ms:g} ms % |", "|---|---|---|---|---|"]
+    for rule in folds[0]["rules"]:
+        threshold, latest = rule
+        r = [f["rules"][rule] for f in folds]
         medians = [x["median_ms"] for x in r]
-        lines.append(f"| {threshold:g} | {pct([x['accuracy'] for x in r])} | {pct([x['undecided'] for x in r])} | "
-                     f"{statistics.median(medians):g} ({min(medians):g}-{max(medians):g}) | "
-                     f"{pct([x['correct_within'] for x in r])} |")
+        pooled = statistics.median(ms for x in r for ms in x["times_ms"])
+        name = f"confidence >= {threshold:g}" + (f", at {latest * step_us / 1e3:g} ms at the latest" if latest else "")
+        lines.append(f"| {name} | {pct([x['accuracy'] for x in r])} | {pct([x['undecided'] for x in r])} | "
+                     f"{pooled:g} ({min(medians):g}-{max(medians):g}) | {pct([x['correct_within'] for x in r])} |")
     return "\n".join(lines)
 
 
