@@ -87,9 +87,12 @@ def render(cost: dict, step_us: int | None = None) -> str:
                 if decision["threshold"] is not None else f"at step {cost['steps']}")
         at = decision["median_steps"]
         ms = f", {at * step_us / 1e3:g} ms of recording" if step_us else ""
+        seen = (" These weights were trained on those recordings, so how many decide, and how early, flatters "
+                "them: the cross-validated time to decision, on recordings each fold model never saw, is this "
+                "card's measure of that." if "cross-validation" in cost["measured_on"] else "")
         lines += ["", f"Streaming decision ({rule}): {decision['decided']} of {cost['recordings']} recordings decided "
                       f"within the {cost['steps']} steps, at a median {at:g} steps{ms}, after a median "
-                      f"{decision['median_synops_until_decision']:,.0f} effective synaptic operations."]
+                      f"{decision['median_synops_until_decision']:,.0f} effective synaptic operations.{seen}"]
     lines += ["", f"Recompute: `{cost['command']}`", ""]
     return "\n".join(lines)
 
