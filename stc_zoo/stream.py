@@ -207,6 +207,7 @@ class StreamSession:
             self._pending[0] if self._pending else np.empty(0, EVENT_DTYPE))
         starts = [self.origin_us + (self.steps + i) * self.step_us for i in range(done + 1)]
         cuts = np.searchsorted(pending["t"], starts, side="left")
+        self._step_events = np.diff(cuts)  # events in each of these steps (continuous mode counts them)
         rest = pending[cuts[-1]:]
         self._pending = [rest] if len(rest) else []
         network = self.model.network
@@ -287,9 +288,12 @@ class ContinuousSession:
         hop = self.T if hop is None else hop
         if not isinstance(hop, int) or isinstance(hop, bool) or not 1 <= hop <= self.T:
             raise InputError(f"hop must be an integer in 1..T ({self.T} steps), got {hop!r}")
-        StreamSession(model, max_gap_us=max_gap_us)  # the same checks of the model and max_gap_us
+        probe = StreamSession(model, max_gap_us=max_gap_us)  # the same checks of the model and max_gap_us
         self.model, self.hop, self.max_gap_us, self.step_us = model, hop, max_gap_us, config.step_us
         self._fixed_origin = origin_us
+        # On the direct Numba path the open windows run as one batch (the kernels' sums do not depend on the
+        # batch, so each window's bits are its own session's); elsewhere each window is a session of its own.
+        self._batched = probe._direct
         self.reset()
 
     def reset(self) -> None:
@@ -298,6 +302,7 @@ class ContinuousSession:
         self.windows = 0  # windows decided
         self._open: list[_Window] = []  # oldest first
         self._next, self._last_t, self._horizon = 0, None, None
+        self._shared = _WindowBatch(self.model, self.hop, self._fixed_origin, self.max_gap_us) if self._batched else None
 
     def _start(self, w: int) -> int:
         return self.origin_us + w * self.hop * self.step_us
@@ -305,6 +310,11 @@ class ContinuousSession:
     def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[WindowDecision]:
         """Add a packet (as ``StreamSession.push``); the decisions of the windows it completed, oldest first.
         A push that would move the stream more than ``max_gap_us`` ahead is refused whole (EventFormatError)."""
+        if self._shared is not None:
+            decisions = [d for d in self._shared.push(events, now_us) if d is not None]
+            self.origin_us = self._shared.origin_us
+            self.windows += len(decisions)
+            return decisions
         if now_us is not None and (not isinstance(now_us, (int, np.integer)) or isinstance(now_us, bool) or now_us < 0):
             raise InputError(f"now_us must be a non-negative integer (microseconds), got {now_us!r}")
         if events is not None:
@@ -356,6 +366,73 @@ class _Window:
     events: int = 0
     compute_ms: float = 0.0
     logits: list = dataclasses.field(default_factory=list)  # its steps' logits so far
+
+
+class _WindowBatch(StreamSession):
+    """A continuous stream's windows on the direct Numba path: the events are checked, buffered and
+    compressed once per step (this session's own machinery), and the open windows run as one batch of
+    the network, a slot each (window w in slot ``w % slots``; a slot is put at rest when its window
+    opens). ``push`` returns a ``WindowDecision`` for each step that closes a window, else None."""
+
+    def __init__(self, model, hop: int, origin_us: int | None, max_gap_us: int):
+        super().__init__(model, origin_us=origin_us, max_gap_us=max_gap_us)
+        self.T, self.hop = model.config.input.T, hop
+        self.slots = -(-self.T // hop)  # windows open at once, at most
+        self._windows: dict[int, _Window] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self._windows = {}
+
+    def _forward(self, x) -> tuple[np.ndarray, None]:
+        """Rows ``[n, slots, classes]`` of the next ``n`` steps for every slot; a window opening at one of
+        them starts its slot from rest first."""
+        from . import network_numba
+
+        x = x if isinstance(x, np.ndarray) else x.numpy()
+        network = self.model.network
+        w = network_numba.weights(network)
+        if self._native is None:
+            self._native = network_numba.rest_state(network, self.slots, None, w)
+        rows, k, n = [], self.steps, x.shape[0]
+        i = 0
+        while i < n:  # runs of steps between window openings
+            if (k + i) % self.hop == 0:
+                slot = ((k + i) // self.hop) % self.slots
+                for v, past in self._native.values():
+                    v[slot] = 0
+                    past[:, slot] = 0
+            j = min(n, i + self.hop - (k + i) % self.hop)
+            batch = np.ascontiguousarray(np.broadcast_to(x[i:j], (j - i, self.slots, *x.shape[2:])))
+            logits, _ = network_numba.run(network, batch, self._native, False, w)
+            rows.append(logits.reshape(j - i, self.slots, -1))
+            i = j
+        return np.concatenate(rows), None
+
+    def _step_output(self, i: int, rows: np.ndarray, step_spikes, start_us: int, compute_ms: float):
+        k = self.steps
+        self.steps += 1
+        if k % self.hop == 0:  # a window opens at this step
+            self._windows[k // self.hop] = _Window(k // self.hop, start_us, self)
+        closed = None
+        for index, window in self._windows.items():
+            window.logits.append(rows[i, index % self.slots])
+            window.events += int(self._step_events[i])
+            window.compute_ms += compute_ms
+            if len(window.logits) == self.T:
+                closed = window
+        if closed is None:
+            return None
+        del self._windows[closed.index]
+        total = closed.logits[0].astype(np.float64)  # the order StreamSession sums them in
+        for row in closed.logits[1:]:
+            np.add(total, row, out=total)
+        probs = running_probs(total, self.T)
+        label = int(probs.argmax())
+        return WindowDecision(closed.index, closed.start_us - self.origin_us, closed.start_us - self.origin_us
+                              + self.T * self.step_us, closed.events, torch.from_numpy(np.stack(closed.logits)),
+                              torch.from_numpy(probs), label, self.model.config.labels[label], float(probs[label]),
+                              closed.compute_ms)
 
 def running_probs(logit_sum: np.ndarray, steps: int) -> np.ndarray:
     """The running prediction after ``steps`` steps: softmax of the mean step logits (float32), from their

@@ -245,6 +245,7 @@ def test_continuous_windows_equal_the_offline_forward_of_each_window(backend, ho
     T = model.config.input.T
     events = synthetic_events((16, 12), 6000, seed=hop, duration_us=13 * STEP_US + 2_500)
     session = model.stream_continuous(hop=hop)
+    assert (session._shared is not None) == (backend == "numba")  # the Numba path runs the windows as one batch
     decisions = push_in_packets(session, events, np.random.default_rng(hop))
     t0 = int(events["t"][0])
     decisions += session.push(now_us=t0 + 14 * STEP_US)  # the stream reached the end of step 13
