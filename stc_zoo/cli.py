@@ -296,19 +296,28 @@ def stream(args) -> dict:
 
 class StreamPrinter:
     """What ``stc-zoo stream`` prints of each push: a line per step (or per window with ``--hop``) and the
-    decision, as text or JSON lines; it keeps what the summary needs."""
+    decision, as text or JSON lines. It keeps what the summary needs in bounded memory (a camera never
+    stops): counts, and the last ``KEEP`` compute times and lags for their medians."""
+
+    KEEP = 10_000
 
     def __init__(self, model: StcSNN, session, as_json: bool):
+        from collections import Counter, deque
+
         self.names, self.session, self.json = model.config.labels, session, as_json
-        self.outputs, self.lags, self.refused = [], [], 0
+        self.outputs, self.refused, self.labels = 0, 0, Counter()
+        self.compute, self.lags = deque(maxlen=self.KEEP), deque(maxlen=self.KEEP)
         self.continuous = not hasattr(session, "decision")
 
     def __call__(self, outputs: list, lag_ms: float | None) -> None:
         if lag_ms is not None:
             self.lags.append(lag_ms)
         for out in outputs:
-            self.outputs.append(out)
+            self.outputs += 1
+            self.compute.append(out.compute_ms)
             line = self.window(out, lag_ms) if self.continuous else self.step(out, lag_ms)
+            if self.continuous:
+                self.labels[out.name] += 1
             print(json.dumps(line) if self.json else line, flush=True)
             d = None if self.continuous else self.session.decision
             if d is not None and d.step == out.step:
@@ -334,13 +343,12 @@ class StreamPrinter:
                 f"({d.confidence:.3f})  events {d.events:,}  compute {d.compute_ms:.3f} ms")
 
     def summary(self) -> dict:
-        compute = [o.compute_ms for o in self.outputs]
-        median = round(float(np.median(compute)), 4) if compute else None
+        median = round(float(np.median(self.compute)), 4) if self.compute else None
         if self.continuous:
-            return {"windows": len(self.outputs), "decisions": [d.name for d in self.outputs],
+            return {"windows": self.outputs, "decisions": dict(self.labels.most_common()),
                     "median_compute_ms_per_window": median}
         d = self.session.decision
-        return {"steps": len(self.outputs), "decision": None if d is None else d.name,
+        return {"steps": self.outputs, "decision": None if d is None else d.name,
                 "recording_ms_at_decision": None if d is None else d.end_us / 1e3, "median_compute_ms_per_step": median}
 
     def lag_summary(self) -> dict:
