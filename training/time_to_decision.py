@@ -121,10 +121,11 @@ def measure(runs: list, step_us: int, T: int, at_ms: list[float], thresholds: li
     return {"recordings": len(runs), "at": at, "rules": rules, "curve": curve}
 
 
-def render(folds: list[dict], args, step_us: int, T: int, command: str) -> str:
+def render(folds: list[dict], args, step_us: int, T: int, command: str, of: int) -> str:
     k, n = len(folds), sum(f["recordings"] for f in folds)
-    pct = lambda values: str(summarize(values))  # noqa: E731 - mean ± std [corrected interval], in %
-    lines = [f"{k}-fold cross-validation (`{args.cv}`): each fold's model (its last epoch) streams the "
+    pct = lambda values: str(summarize(values, 1 / of))  # noqa: E731 - mean ± std [corrected interval], in %
+    which = f"{of}-fold cross-validation" if k == of else f"{k} of the {of} folds of a cross-validation"
+    lines = [f"{which} (`{args.cv}`): each fold's model (its last epoch) streams the "
              f"{n // k} recordings it held out, {n} in all, in {args.packet_ms:g} ms packets (steps of "
              f"{step_us / 1e3:g} ms, T = {T}). Mean ± std over the folds [corrected 95% interval].", "",
              f"Command: `{command}`", "",
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         folds.append(measure(runs, c.step_us, c.T, args.at_ms, args.thresholds, args.min_steps, args.within_ms))
         curves.append((folds[-1]["curve"], len(runs)))
     command = " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
-    text = render(folds, args, c.step_us, c.T, command)
+    of = json.loads((folders[0] / RUN).read_text())["train"]["folds"]
+    text = render(folds, args, c.step_us, c.T, command, of)
     print(text)
     pooled = [sum(cv[k] * m for cv, m in curves) / sum(m for _, m in curves) for k in range(c.T)]
     plot([((k + 1) * c.step_us / 1e3, a) for k, a in enumerate(pooled)], args.plot, args.cv.name)
