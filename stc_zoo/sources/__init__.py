@@ -7,7 +7,11 @@ size when it knows it, ends when its feed ends (a file's end, a sender silent fo
 when closed, and counts what it could not pass on (``stats``): nothing is dropped silently.
 
 - ``FileReplay``: a recording replayed at ``speed`` x real time (``stc-zoo stream FILE``).
-- ``UdpSource``: the SPIF / aestream 32-bit word format over UDP (``stc_zoo.sources.spif``).
+- ``UdpSource``: the SPIF / aestream 32-bit word format over UDP (``stc_zoo.sources.spif``): what
+  aestream's own sender (``aestream input ... output udp HOST PORT --include-timestamp true``, any
+  camera aestream drives or an AEDAT 4 file) sends; tested against aestream 0.6.4. aestream's Python
+  readers (``UDPInput``, ``FileInput`` in 0.6.4) return frames of accumulated events without their
+  timestamps, which cannot be binned by duration exactly, so there is no source built on them.
 - ``DvSource``: iniVation DV streams through ``dv-processing`` (``pip install dv-processing``): a
   ``NetworkReader`` (TCP, what DV and dv-processing's ``NetworkWriter`` send) or a camera on USB.
 """
