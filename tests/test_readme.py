@@ -72,6 +72,9 @@ def parse(argv: list[str]) -> None:
             scripts[target](rest)
         else:  # kernel scripts: they exist and answer --help
             assert (ROOT / target).is_file(), target
+    elif program == "aestream":  # its own binary (make test installs it): the arguments test_sources.py runs
+        assert args[:2] == ["input", "file"] and args[3:5] == ["output", "udp"], argv
+        assert args[-2:] == ["--include-timestamp", "true"], argv
     else:
         raise AssertionError(f"README shows an unknown program: {argv}")
 
