@@ -181,12 +181,13 @@ def write_card(folder: Path, text: str) -> None:
 
     path = folder / "README.md"
     card = path.read_text()
-    if SECTION in card:
+    if SECTION in card:  # replaced where it is
         start = card.index(SECTION)
         end = card.find("\n## ", start + len(SECTION))
         card = card[:start] + card[end + 1:] if end != -1 else card[:start]
-    anchor = card.index("## Configuration")
-    card = card[:anchor] + f"{SECTION}\n\n{text}\n\n" + card[anchor:]
+    else:
+        start = card.index("## Configuration")
+    card = card[:start] + f"{SECTION}\n\n{text}\n\n" + card[start:]
     replace_atomically(path, lambda tmp: Path(tmp).write_text(card))
 
 

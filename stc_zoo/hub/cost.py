@@ -111,12 +111,13 @@ def write(folder: Path, cost: dict, step_us: int | None = None) -> None:
     card = ModelCard.load(path)
     card.data[KEY] = cost
     text = card.text
-    if SECTION in text:  # replace the old section: up to the next heading of its level
+    if SECTION in text:  # replace the old section where it is: up to the next heading of its level
         start = text.index(SECTION)
         end = text.find("\n## ", start + len(SECTION))
         text = text[:start] + text[end + 1:] if end != -1 else text[:start]
-    anchor = text.index("## Configuration")
-    card.text = text[:anchor] + render(cost, step_us) + "\n" + text[anchor:]
+    else:
+        start = text.index("## Configuration")
+    card.text = text[:start] + render(cost, step_us) + "\n" + text[start:]
     replace_atomically(path, lambda tmp: Path(tmp).write_text(str(card)))
 
 
