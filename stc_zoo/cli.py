@@ -27,7 +27,7 @@ from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
 from .hub.holdout import held_out, stated_result
 from .model import StcSNN
-from .stream import MAX_GAP_US
+from .stream import MAX_GAP_US, ContinuousSession
 from .timing import median_ms
 from .zoo import REGISTRY, ZooEntry
 
@@ -239,17 +239,7 @@ def stream(args) -> dict:
                          "and --max-steps are for one recording's early decision")
     session = (model.stream_continuous(hop=args.hop) if args.hop is not None
                else model.stream(threshold=args.threshold, min_steps=args.min_steps, max_steps=args.max_steps))
-    if args.hop is not None:
-        rule = (f"every {args.hop} step(s) ({args.hop * c.step_us / 1e3:g} ms) over the last T = {c.T} steps "
-                f"({c.T * c.step_us / 1e3:g} ms, each window from rest)")
-    elif args.threshold is not None:
-        rule = f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s)" + (
-            f", at step {args.max_steps} ({args.max_steps * c.step_us / 1e3:g} ms) at the latest"
-            if args.max_steps is not None else "")
-    elif args.max_steps is not None:
-        rule = f"at step {args.max_steps} ({args.max_steps * c.step_us / 1e3:g} ms)"
-    else:
-        rule = f"at step T = {c.T} (no --threshold: the offline rule, not an early decision)"
+    rule = decision_rule(args, c)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
     live = [f for f in (args.udp, args.dv, args.camera) if f is not None]
     if len(live) + bool(args.file) != 1:
@@ -294,6 +284,19 @@ def stream(args) -> dict:
     return summary
 
 
+def decision_rule(args, c) -> str:
+    """The decision rule ``stc-zoo stream`` was given, in words (``c``: the model's InputConfig)."""
+    ms = lambda steps: f"{steps * c.step_us / 1e3:g} ms"  # noqa: E731
+    if args.hop is not None:
+        return f"every {args.hop} step(s) ({ms(args.hop)}) over the last T = {c.T} steps ({ms(c.T)}, each window from rest)"
+    if args.threshold is not None:
+        latest = f", at step {args.max_steps} ({ms(args.max_steps)}) at the latest" if args.max_steps is not None else ""
+        return f"confidence >= {args.threshold:g} after >= {args.min_steps} step(s){latest}"
+    if args.max_steps is not None:
+        return f"at step {args.max_steps} ({ms(args.max_steps)})"
+    return f"at step T = {c.T} (no --threshold: the offline rule, not an early decision)"
+
+
 class StreamPrinter:
     """What ``stc-zoo stream`` prints of each push: a line per step (or per window with ``--hop``) and the
     decision, as text or JSON lines. It keeps what the summary needs in bounded memory (a camera never
@@ -307,7 +310,7 @@ class StreamPrinter:
         self.names, self.session, self.json = model.config.labels, session, as_json
         self.outputs, self.refused, self.labels = 0, 0, Counter()
         self.compute, self.lags = deque(maxlen=self.KEEP), deque(maxlen=self.KEEP)
-        self.continuous = not hasattr(session, "decision")
+        self.continuous = isinstance(session, ContinuousSession)
 
     def __call__(self, outputs: list, lag_ms: float | None) -> None:
         if lag_ms is not None:

@@ -123,10 +123,29 @@ class StreamSession:
     # ------------------------------------------------------------------ input
     def _checked(self, events: np.ndarray) -> np.ndarray:
         """The packet, checked against the sensor and the stream so far (nothing is changed yet)."""
-        return check_packet(events, self.model.config.input.camera_size, self._last_t, self.origin_us)
+        sensor = self.model.config.input.camera_size
+        events = check_layout(events, "packet")
+        if not len(events):
+            return events
+        # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
+        if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
+            events = check_events(events, sensor, "packet")
+        first = int(events["t"][0])
+        if self._last_t is not None and first < self._last_t:
+            raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
+                                   f"(t={self._last_t} us); push events in time order")
+        if self.origin_us is not None and first < self.origin_us:
+            raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({self.origin_us} us)")
+        return events
 
     def _check_gap(self, origin: int, horizon: int) -> None:
-        check_gap(max(origin, self._horizon if self._horizon is not None else origin), horizon, self.max_gap_us)
+        """EventFormatError when ``horizon`` lies more than ``max_gap_us`` beyond the time reached so far."""
+        reached = max(origin, self._horizon if self._horizon is not None else origin)
+        if horizon - reached > self.max_gap_us:
+            raise EventFormatError(
+                f"packet: moves the stream from t={reached} us to t={horizon} us, {(horizon - reached) / 1e6:,.3f} s "
+                f"ahead in one push, beyond max_gap_us={self.max_gap_us:,} (a glitched timestamp?); nothing was "
+                "taken. A source that pauses pushes now_us as time passes; or reset() / a new session")
 
     def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[StepOutput]:
         """Add a packet of events (any size, possibly empty; time-ordered, after every earlier packet)
@@ -269,11 +288,12 @@ class WindowDecision:
 class ContinuousSession:
     """Decisions on an endless stream: every ``hop`` steps, one decision over the last ``T`` steps.
 
-    Window w covers ``[origin + w * hop * step_us, + T * step_us)`` and runs from rest as a
-    ``StreamSession`` of its own, so its decision is the offline prediction on that window's events
-    binned from its start, bit for bit (tests, both CPU paths). ``hop = T`` (the default) cuts the
-    stream into consecutive windows (a reset every T steps); a smaller hop decides more often over
-    overlapping windows at ``T / hop`` times the compute (that many windows run side by side).
+    Window w covers ``[origin + w * hop * step_us, + T * step_us)`` and runs from rest, so its decision
+    is the offline prediction on that window's events binned from its start, bit for bit (tests, both
+    CPU paths). ``hop = T`` (the default) cuts the stream into consecutive windows (a reset every T
+    steps); a smaller hop decides more often over overlapping windows at ``T / hop`` times the network's
+    compute (that many windows run side by side). The events are checked, buffered and compressed once
+    per step whatever the hop.
 
     Args:
         model: a duration-binned ``StcSNN``.
@@ -283,110 +303,87 @@ class ContinuousSession:
     """
 
     def __init__(self, model, hop: int | None = None, origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
-        config = model.config.input
-        self.T = config.T
-        hop = self.T if hop is None else hop
-        if not isinstance(hop, int) or isinstance(hop, bool) or not 1 <= hop <= self.T:
-            raise InputError(f"hop must be an integer in 1..T ({self.T} steps), got {hop!r}")
-        probe = StreamSession(model, max_gap_us=max_gap_us)  # the same checks of the model and max_gap_us
-        self.model, self.hop, self.max_gap_us, self.step_us = model, hop, max_gap_us, config.step_us
-        self._fixed_origin = origin_us
-        # On the direct Numba path the open windows run as one batch (the kernels' sums do not depend on the
-        # batch, so each window's bits are its own session's); elsewhere each window is a session of its own.
-        self._batched = probe._direct
-        self.reset()
+        T = model.config.input.T
+        hop = T if hop is None else hop
+        if not isinstance(hop, int) or isinstance(hop, bool) or not 1 <= hop <= T:
+            raise InputError(f"hop must be an integer in 1..T ({T} steps), got {hop!r}")
+        self.hop = hop
+        self._windows = _Windows(model, hop, origin_us, max_gap_us)
+        self.windows = 0  # windows decided
+
+    @property
+    def origin_us(self) -> int | None:
+        return self._windows.origin_us
+
+    @property
+    def max_gap_us(self) -> int:
+        return self._windows.max_gap_us
 
     def reset(self) -> None:
         """Start over: no window open, no events seen."""
-        self.origin_us: int | None = self._fixed_origin
-        self.windows = 0  # windows decided
-        self._open: list[_Window] = []  # oldest first
-        self._next, self._last_t, self._horizon = 0, None, None
-        self._shared = _WindowBatch(self.model, self.hop, self._fixed_origin, self.max_gap_us) if self._batched else None
-
-    def _start(self, w: int) -> int:
-        return self.origin_us + w * self.hop * self.step_us
+        self._windows.reset()
+        self.windows = 0
 
     def push(self, events: np.ndarray | None = None, now_us: int | None = None) -> list[WindowDecision]:
         """Add a packet (as ``StreamSession.push``); the decisions of the windows it completed, oldest first.
         A push that would move the stream more than ``max_gap_us`` ahead is refused whole (EventFormatError)."""
-        if self._shared is not None:
-            decisions = [d for d in self._shared.push(events, now_us) if d is not None]
-            self.origin_us = self._shared.origin_us
-            self.windows += len(decisions)
-            return decisions
-        if now_us is not None and (not isinstance(now_us, (int, np.integer)) or isinstance(now_us, bool) or now_us < 0):
-            raise InputError(f"now_us must be a non-negative integer (microseconds), got {now_us!r}")
-        if events is not None:
-            events = check_packet(events, self.model.config.input.camera_size, self._last_t, self.origin_us)
-        fresh = events is not None and len(events) > 0
-        origin = self.origin_us if self.origin_us is not None else (int(events["t"][0]) if fresh else None)
-        if origin is None:
-            return []
-        horizon = max(int(events["t"][-1]) if fresh else (self._last_t or origin), int(now_us or 0), origin)
-        check_gap(max(origin, self._horizon or origin), horizon, self.max_gap_us)
-        self.origin_us, self._horizon = origin, max(horizon, self._horizon or 0)
-        if fresh:
-            self._last_t = int(events["t"][-1])
-        window_us = self.T * self.step_us
-        while self._start(self._next) <= self._horizon:  # every window that has begun is open
-            start = self._start(self._next)
-            session = StreamSession(self.model, origin_us=start, max_gap_us=max(self.max_gap_us, window_us))
-            self._open.append(_Window(self._next, start, session))
-            self._next += 1
-        decisions = []
-        for window in self._open:
-            end = window.start_us + window_us
-            mine = None
-            if fresh:  # the packet's events inside this window
-                lo, hi = np.searchsorted(events["t"], [window.start_us, end], side="left")
-                mine = events[lo:hi]
-                window.events += len(mine)
-            outputs = window.session.push(mine, now_us=min(self._horizon, end))  # never past the window
-            window.compute_ms += sum(o.compute_ms for o in outputs)
-            window.logits += [o.logits for o in outputs]
-            if window.session.steps == self.T:
-                last = outputs[-1]
-                decisions.append(WindowDecision(
-                    window.index, window.start_us - self.origin_us, end - self.origin_us, window.events,
-                    torch.stack(window.logits), last.probs,
-                    last.label, self.model.config.labels[last.label], last.confidence, window.compute_ms))
-        self._open = [w for w in self._open if w.session.steps < self.T]
+        decisions = [d for d in self._windows.push(events, now_us) if d is not None]
         self.windows += len(decisions)
         return decisions
 
 
 @dataclass
 class _Window:
-    """An open window of a continuous stream: its session and what it has taken so far."""
+    """An open window of a continuous stream: what it has taken so far."""
 
     index: int
     start_us: int  # absolute
-    session: StreamSession
     events: int = 0
     compute_ms: float = 0.0
     logits: list = dataclasses.field(default_factory=list)  # its steps' logits so far
 
 
-class _WindowBatch(StreamSession):
-    """A continuous stream's windows on the direct Numba path: the events are checked, buffered and
-    compressed once per step (this session's own machinery), and the open windows run as one batch of
-    the network, a slot each (window w in slot ``w % slots``; a slot is put at rest when its window
-    opens). ``push`` returns a ``WindowDecision`` for each step that closes a window, else None."""
+class _Windows(StreamSession):
+    """A continuous stream's windows: the events are checked, buffered and compressed once per step (this
+    session's own machinery) and every window has a slot of network state (window w in slot
+    ``w % slots``, put at rest when its window opens). On the Numba path the slots run as one batch of
+    the kernels (their sums do not depend on the batch); on the reference each slot runs alone, at batch
+    1, as a session of its own would. ``push`` returns a ``WindowDecision`` for each step that closes a
+    window, else None."""
 
     def __init__(self, model, hop: int, origin_us: int | None, max_gap_us: int):
-        super().__init__(model, origin_us=origin_us, max_gap_us=max_gap_us)
         self.T, self.hop = model.config.input.T, hop
         self.slots = -(-self.T // hop)  # windows open at once, at most
-        self._windows: dict[int, _Window] = {}
+        super().__init__(model, origin_us=origin_us, max_gap_us=max_gap_us)
 
     def reset(self) -> None:
         super().reset()
-        self._windows = {}
+        self._windows: dict[int, _Window] = {}
+        self._slot_states: list = [None] * self.slots  # the reference path's state, per slot
 
     def _forward(self, x) -> tuple[np.ndarray, None]:
         """Rows ``[n, slots, classes]`` of the next ``n`` steps for every slot; a window opening at one of
         them starts its slot from rest first."""
+        with torch.no_grad():
+            native = isinstance(x, np.ndarray) or self.model.network.uses_numba(x)
+        rows, k, n, i = [], self.steps, x.shape[0], 0
+        while i < n:  # runs of steps between window openings
+            if (k + i) % self.hop == 0:
+                self._rest(((k + i) // self.hop) % self.slots, native)
+            j = min(n, i + self.hop - (k + i) % self.hop)
+            rows.append(self._run_native(x[i:j]) if native else self._run_reference(x[i:j]))
+            i = j
+        return np.concatenate(rows), None
+
+    def _rest(self, slot: int, native: bool) -> None:
+        if native and self._native is not None:
+            for v, past in self._native.values():
+                v[slot] = 0
+                past[:, slot] = 0
+        else:
+            self._slot_states[slot] = None
+
+    def _run_native(self, x) -> np.ndarray:
         from . import network_numba
 
         x = x if isinstance(x, np.ndarray) else x.numpy()
@@ -394,26 +391,24 @@ class _WindowBatch(StreamSession):
         w = network_numba.weights(network)
         if self._native is None:
             self._native = network_numba.rest_state(network, self.slots, None, w)
-        rows, k, n = [], self.steps, x.shape[0]
-        i = 0
-        while i < n:  # runs of steps between window openings
-            if (k + i) % self.hop == 0:
-                slot = ((k + i) // self.hop) % self.slots
-                for v, past in self._native.values():
-                    v[slot] = 0
-                    past[:, slot] = 0
-            j = min(n, i + self.hop - (k + i) % self.hop)
-            batch = np.ascontiguousarray(np.broadcast_to(x[i:j], (j - i, self.slots, *x.shape[2:])))
-            logits, _ = network_numba.run(network, batch, self._native, False, w)
-            rows.append(logits.reshape(j - i, self.slots, -1))
-            i = j
-        return np.concatenate(rows), None
+        batch = np.ascontiguousarray(np.broadcast_to(x, (x.shape[0], self.slots, *x.shape[2:])))
+        logits, _ = network_numba.run(network, batch, self._native, False, w)
+        return logits.reshape(x.shape[0], self.slots, -1)
+
+    def _run_reference(self, x: torch.Tensor) -> np.ndarray:
+        columns = []
+        with torch.no_grad():
+            for slot in range(self.slots):
+                out = self.model.network.forward_steps(x, self._slot_states[slot])
+                self._slot_states[slot] = out.state
+                columns.append(out.logits[:, 0].cpu().numpy())
+        return np.stack(columns, axis=1)
 
     def _step_output(self, i: int, rows: np.ndarray, step_spikes, start_us: int, compute_ms: float):
         k = self.steps
         self.steps += 1
         if k % self.hop == 0:  # a window opens at this step
-            self._windows[k // self.hop] = _Window(k // self.hop, start_us, self)
+            self._windows[k // self.hop] = _Window(k // self.hop, start_us)
         closed = None
         for index, window in self._windows.items():
             window.logits.append(rows[i, index % self.slots])
@@ -429,10 +424,11 @@ class _WindowBatch(StreamSession):
             np.add(total, row, out=total)
         probs = running_probs(total, self.T)
         label = int(probs.argmax())
-        return WindowDecision(closed.index, closed.start_us - self.origin_us, closed.start_us - self.origin_us
-                              + self.T * self.step_us, closed.events, torch.from_numpy(np.stack(closed.logits)),
-                              torch.from_numpy(probs), label, self.model.config.labels[label], float(probs[label]),
-                              closed.compute_ms)
+        start = closed.start_us - self.origin_us
+        return WindowDecision(closed.index, start, start + self.T * self.step_us, closed.events,
+                              torch.from_numpy(np.stack(closed.logits)), torch.from_numpy(probs), label,
+                              self.model.config.labels[label], float(probs[label]), closed.compute_ms)
+
 
 def running_probs(logit_sum: np.ndarray, steps: int) -> np.ndarray:
     """The running prediction after ``steps`` steps: softmax of the mean step logits (float32), from their
@@ -452,30 +448,3 @@ def decides(steps: int, confidence: float, threshold: float | None, min_steps: i
     if max_steps is not None and steps >= max_steps:
         return True
     return steps >= T if threshold is None else confidence >= threshold
-
-def check_packet(events: np.ndarray, sensor: tuple[int, int], last_t: int | None, origin_us: int | None) -> np.ndarray:
-    """A pushed packet, checked against the sensor ``(W, H)``, the previous packet's last event and the
-    stream's origin; EventFormatError naming what is wrong (nothing is changed)."""
-    events = check_layout(events, "packet")
-    if not len(events):
-        return events
-    # One pass (a Numba kernel when installed); the checker's own message when something is wrong.
-    if compress_numba is None or compress_numba.check(events, sensor)[0] != compress_numba.OK:
-        events = check_events(events, sensor, "packet")
-    first = int(events["t"][0])
-    if last_t is not None and first < last_t:
-        raise EventFormatError(f"packet: starts at t={first} us, before the previous packet's last event "
-                               f"(t={last_t} us); push events in time order")
-    if origin_us is not None and first < origin_us:
-        raise EventFormatError(f"packet: event at t={first} us is before the session's origin ({origin_us} us)")
-    return events
-
-
-def check_gap(reached: int, horizon: int, max_gap_us: int) -> None:
-    """EventFormatError when a push would move the stream from ``reached`` to ``horizon``, more than
-    ``max_gap_us`` ahead."""
-    if horizon - reached > max_gap_us:
-        raise EventFormatError(
-            f"packet: moves the stream from t={reached} us to t={horizon} us, {(horizon - reached) / 1e6:,.3f} s "
-            f"ahead in one push, beyond max_gap_us={max_gap_us:,} (a glitched timestamp?); nothing was "
-            "taken. A source that pauses pushes now_us as time passes; or reset() / a new session")

@@ -245,7 +245,7 @@ def test_continuous_windows_equal_the_offline_forward_of_each_window(backend, ho
     T = model.config.input.T
     events = synthetic_events((16, 12), 6000, seed=hop, duration_us=13 * STEP_US + 2_500)
     session = model.stream_continuous(hop=hop)
-    assert (session._shared is not None) == (backend == "numba")  # the Numba path runs the windows as one batch
+    assert session._windows._direct == (backend == "numba")  # the Numba path runs the windows as one batch
     decisions = push_in_packets(session, events, np.random.default_rng(hop))
     t0 = int(events["t"][0])
     decisions += session.push(now_us=t0 + 14 * STEP_US)  # the stream reached the end of step 13
@@ -289,10 +289,10 @@ def test_continuous_errors_and_gaps():
     session = model.stream_continuous(hop=1, max_gap_us=10 * STEP_US)
     events = synthetic_events((16, 12), 500, seed=1, duration_us=3 * STEP_US)
     session.push(events)
-    before = (session.windows, len(session._open), session._horizon)
+    before = (session.windows, len(session._windows._windows), session._windows._horizon)
     with pytest.raises(EventFormatError, match="max_gap_us"):
         session.push(now_us=int(events["t"][-1]) + 11 * STEP_US)
-    assert (session.windows, len(session._open), session._horizon) == before  # refused whole
+    assert (session.windows, len(session._windows._windows), session._windows._horizon) == before  # refused whole
     with pytest.raises(EventFormatError, match="time order"):
         session.push(events[:5])
     with pytest.raises(InputError, match="now_us"):

@@ -7,16 +7,12 @@ the cost column of RESULTS.md's trade-off table (``stc_zoo.metrics``). Prints Ma
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from stc_zoo import StcConfig, StcSNN, metrics
-from stc_zoo.data import stratified_folds
+from stc_zoo import metrics
 from stc_zoo.data.compressed import compress_dataset
-from stc_zoo.data.tonic_adapter import reader
 from stc_zoo.evaluation import accuracy
-from stc_zoo.hub.checkpoint import load_weights
-from stc_zoo.training.state import FINAL, RUN
+from stc_zoo.training.crossval import fold_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,18 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fold_cost(folder: Path, data: str, batch_size: int) -> dict:
     """The fold model's last epoch (``final.safetensors``) on the fold it held out: accuracy and metrics."""
-    run = json.loads((folder / RUN).read_text())
-    train, fold = run["train"], int(folder.name.removeprefix("fold-"))
-    config = StcConfig.from_dict(run["model"], source=str(folder / RUN))
-    model = StcSNN(config)
-    load_weights(model.network, folder / FINAL)
-    model.eval().fuse_for_inference()
-    dataset = reader(run["reader"])(data, "train")
-    held = stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
+    model, dataset, held = fold_model(folder, data)
     X, y = compress_dataset(dataset, model.pipeline, indices=held, desc=f"compressing {folder}")
     p = metrics.profile(model.network, metrics.in_batches(X, batch_size))
-    c = config.input
-    return {"folder": str(folder), "T": c.T, "ratio": c.ratio, "K": config.network.K, "recordings": p.recordings,
+    c = model.config.input
+    return {"folder": str(folder), "T": c.T, "ratio": c.ratio, "K": model.config.network.K, "recordings": p.recordings,
             "accuracy": accuracy(model.network, X, y), "effective_macs": p.effective_macs,
             "effective_acs": p.effective_acs, "membrane_updates": p.membrane_updates,
             "activation_sparsity": p.activation_sparsity}

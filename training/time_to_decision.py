@@ -28,12 +28,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from stc_zoo import StcConfig, StcSNN
-from stc_zoo.data import stratified_folds
-from stc_zoo.data.tonic_adapter import reader
-from stc_zoo.hub.checkpoint import load_weights
+from stc_zoo import StcSNN
 from stc_zoo.stream import decides
-from stc_zoo.training.crossval import summarize
+from stc_zoo.training.crossval import fold_model, summarize
 from stc_zoo.training.state import FINAL, RUN
 
 SECTION = "## Time to decision (cross-validated)"
@@ -75,13 +72,7 @@ def stream_recording(model: StcSNN, events: np.ndarray, packet_us: int) -> list:
 
 def fold_runs(folder: Path, data: str, packet_us: int) -> tuple[StcSNN, list[tuple[int, list]]]:
     """The fold model (its last epoch) and, for every recording it held out, (label, step outputs)."""
-    run = json.loads((folder / RUN).read_text())
-    train, fold = run["train"], int(folder.name.removeprefix("fold-"))
-    model = StcSNN(StcConfig.from_dict(run["model"], source=str(folder / RUN)))
-    load_weights(model.network, folder / FINAL)
-    model.fuse_for_inference()
-    dataset = reader(run["reader"])(data, "train")
-    held = stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
+    model, dataset, held = fold_model(folder, data)
     runs = []
     for i in tqdm(held, desc=f"streaming {folder.name}'s held-out recordings", unit="recording"):
         events, label = dataset[i]
@@ -176,18 +167,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_card(folder: Path, text: str) -> None:
-    """Put ``text`` into the card's time-to-decision section (before Configuration), replacing an old one."""
+    """Put ``text`` into the card's time-to-decision section (where it stands, or before Configuration)."""
     from stc_zoo.atomic import replace_atomically
+    from stc_zoo.hub.card import put_section
 
     path = folder / "README.md"
-    card = path.read_text()
-    if SECTION in card:  # replaced where it is
-        start = card.index(SECTION)
-        end = card.find("\n## ", start + len(SECTION))
-        card = card[:start] + card[end + 1:] if end != -1 else card[:start]
-    else:
-        start = card.index("## Configuration")
-    card = card[:start] + f"{SECTION}\n\n{text}\n\n" + card[start:]
+    card = put_section(path.read_text(), SECTION, text)
     replace_atomically(path, lambda tmp: Path(tmp).write_text(card))
 
 

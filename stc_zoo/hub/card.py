@@ -210,3 +210,15 @@ def _binning(i) -> str:
                 f"({i.ratio} fine bins of {i.step_us / i.ratio / 1e3:g} ms each; the network saw the first "
                 f"{i.T * i.step_us / 1e3:g} ms of each recording in training; `model.stream()` runs it online)")
     return f"{i.T * i.ratio} fine bins split by {i.split_by}"
+
+
+def put_section(text: str, heading: str, body: str) -> str:
+    """A card's ``text`` with the section ``heading`` (``"## ..."``) holding ``body``: replaced where it
+    stands (up to the next heading of its level), or added before ``## Configuration``."""
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + text[end + 1:] if end != -1 else text[:start]
+    else:
+        start = text.index("## Configuration")
+    return text[:start] + f"{heading}\n\n{body.strip()}\n\n" + text[start:]

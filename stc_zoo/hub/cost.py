@@ -16,6 +16,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 
 from ..errors import CheckpointError, StcError
+from .card import put_section
 from .files import CARD_NAME
 from .holdout import held_out, stated_result
 
@@ -110,14 +111,7 @@ def write(folder: Path, cost: dict, step_us: int | None = None) -> None:
     path = folder / CARD_NAME
     card = ModelCard.load(path)
     card.data[KEY] = cost
-    text = card.text
-    if SECTION in text:  # replace the old section where it is: up to the next heading of its level
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + text[end + 1:] if end != -1 else text[:start]
-    else:
-        start = text.index("## Configuration")
-    card.text = text[:start] + render(cost, step_us) + "\n" + text[start:]
+    card.text = put_section(card.text, SECTION, render(cost, step_us).removeprefix(SECTION))
     replace_atomically(path, lambda tmp: Path(tmp).write_text(str(card)))
 
 

@@ -18,6 +18,7 @@ when closed, and counts what it could not pass on (``stats``): nothing is droppe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,10 +64,9 @@ class Gate:
         self.sensor_size, self.stats, self.last_t = sensor_size, stats, None
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
-        if self._clean(events):  # what a healthy sender sends: passed on as it is, after a few reductions
-            if len(events):
-                self.last_t = int(events["t"][-1])
-                self.stats.events += len(events)
+        if len(events) and self._clean(events):  # what a healthy sender sends: passed on as it is
+            self.last_t = int(events["t"][-1])
+            self.stats.events += len(events)
             return events
         keep = np.ones(len(events), dtype=bool)
         if self.sensor_size is not None:
@@ -85,29 +85,22 @@ class Gate:
             self.stats.events += len(events)
         return events
 
-
     def _clean(self, events: np.ndarray) -> bool:
-        """Whether every event lies on the sensor and in time order after the last one passed on."""
-        if not len(events):
-            return True
-        if self.sensor_size is not None and _compress_numba() is not None:  # one compiled pass
-            check = _compress_numba().check
-            previous = self.last_t if self.last_t is not None else -(1 << 62)
-            return check(events, self.sensor_size, previous)[0] == _compress_numba().OK
-        t = events["t"]
-        if (self.last_t is not None and t[0] < self.last_t) or (len(t) > 1 and np.diff(t).min() < 0):
+        """Whether every event lies on the sensor and in time order after the last one passed on (one
+        compiled pass; without numba, or a sensor size, the general path decides)."""
+        checker = _checker()
+        if checker is None or self.sensor_size is None:
             return False
-        if self.sensor_size is None:
-            return True
-        x, y = events["x"], events["y"]
-        return bool(x.min() >= 0 and y.min() >= 0 and x.max() < self.sensor_size[0] and y.max() < self.sensor_size[1])
+        previous = self.last_t if self.last_t is not None else -(1 << 62)
+        return checker.check(events, self.sensor_size, previous)[0] == checker.OK
 
 
-def _compress_numba():
-    """The Numba event checker when numba is installed (it is a dependency), else None."""
+@functools.lru_cache(maxsize=1)
+def _checker():
+    """The Numba event checker (numba is a dependency; a broken install gates in numpy), else None."""
     from ..kernels import ops
 
-    if not ops.HAS_NUMBA:  # pragma: no cover - a broken install still gates, in numpy
+    if not ops.HAS_NUMBA:  # pragma: no cover
         return None
     from ..kernels import compress_numba
 

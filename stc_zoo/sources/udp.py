@@ -133,9 +133,11 @@ class UdpSource:
                 continue
             events, stamped = decoded
             self.stats.host_stamped += stamped
-            parts.append(self._gate(events))
-        events = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else None)
-        if events is None or not len(events):
+            parts.append(events)
+        if not parts:
+            return None
+        events = self._gate(np.concatenate(parts) if len(parts) > 1 else parts[0])  # one pass for the packet
+        if not len(events):
             return None
         self.stats.packets += 1
         return Packet(events, None, datagrams[0][2])

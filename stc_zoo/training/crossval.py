@@ -174,6 +174,25 @@ def collect(out: Path, folds: int, command: str) -> dict:
     return cv
 
 
+def fold_model(folder: Path, data: str):
+    """A finished fold's model (its last epoch, BatchNorm folded, in eval mode), the dataset its folds
+    partition (read from ``data``) and the indices of the recordings the fold held out."""
+    from ..config import StcConfig
+    from ..data import stratified_folds
+    from ..data.tonic_adapter import reader
+    from ..hub.checkpoint import load_weights
+    from ..model import StcSNN
+
+    folder = Path(folder)
+    run = json.loads((folder / RUN).read_text())
+    train, fold = run["train"], int(folder.name.removeprefix("fold-"))
+    model = StcSNN(StcConfig.from_dict(run["model"], source=str(folder / RUN)))
+    load_weights(model.network, folder / FINAL)
+    model.eval().fuse_for_inference()
+    dataset = reader(run["reader"])(data, "train")
+    return model, dataset, stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
+
+
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     """``--folds K`` of ``stc-zoo train``: every fold (or ``--fold i`` alone), then cv.json, then with
     ``--export`` the run on every recording and its export. Returns cv.json's content (None for one fold)."""
