@@ -245,7 +245,7 @@ def stream(args) -> dict:
     if len(live) + bool(args.file) != 1:
         raise InputError("stream: give one source: a recording FILE, --udp HOST:PORT, --dv tcp://HOST:PORT or --camera")
     if live:  # warmed up before listening: a sender started on "listening" is served from its first packet
-        warmup_ms = warm_up(model, synthetic_events(c.camera_size, 2000))
+        warmup_ms = warm_up(model, synthetic_events(c.camera_size, 2000), args.hop)
         source = live_source(args, model)
         say(f"{source.name}: listening; steps of {c.step_us / 1e3:g} ms; decision {rule}; ends "
             f"{args.timeout:g} s after the last packet (or if none comes in {args.wait:g} s)")
@@ -259,7 +259,7 @@ def stream(args) -> dict:
         say(f"{args.file}: {len(events):,} events over {(t_end - t0) / 1e3:.1f} ms; steps of {c.step_us / 1e3:g} ms; "
             f"packets of {source.packet_us / 1e3:g} ms at "
             f"{'full speed' if args.speed <= 0 else f'{args.speed:g}x real time'}; decision {rule}")
-        warmup_ms = warm_up(model, events)
+        warmup_ms = warm_up(model, events, args.hop)
     say(f"warm-up: {warmup_ms:.1f} ms (first call: kernel loading or compilation; not in the per-step times)")
     show = StreamPrinter(model, session, args.json)
     for packet in source:
@@ -417,12 +417,13 @@ def check_gaps(events: np.ndarray, max_gap_us: int, source) -> np.ndarray:
     return events
 
 
-def warm_up(model: StcSNN, events: np.ndarray) -> float:
-    """Milliseconds of a throwaway session over the recording's first two steps: what the first calls cost
+def warm_up(model: StcSNN, events: np.ndarray, hop: int | None = None) -> float:
+    """Milliseconds of a throwaway session like the timed one (continuous with ``hop``) over the recording's
+    first two steps (a whole window when continuous, so a decision is made): what the first calls cost
     (kernel loading, first allocations) before the timed ones."""
     begin = time.perf_counter()
-    scratch = model.stream()
-    end = int(events["t"][0]) + 2 * model.config.input.step_us
+    scratch = model.stream() if hop is None else model.stream_continuous(hop=hop)
+    end = int(events["t"][0]) + (2 if hop is None else model.config.input.T) * model.config.input.step_us
     scratch.push(events[: int(np.searchsorted(events["t"], end))], now_us=end)
     return 1e3 * (time.perf_counter() - begin)
 
