@@ -91,7 +91,7 @@ def test_decisions_on_the_udp_feed_equal_the_file_replays_bit_for_bit():
     e = recording()
 
     def outputs(packets):
-        session = model.stream(threshold=0.9, min_steps=2)
+        session = model.stream(threshold=0.9, min_steps=2, max_steps=5)
         steps = [o for p in packets for o in session.push(p.events, now_us=p.until_us)]
         return np.stack([o.logits.numpy() for o in steps]), session.decision
 
@@ -152,8 +152,8 @@ AESTREAM = Path(sys.executable).parent / "aestream"  # make test installs aestre
 @pytest.mark.skipif(not AESTREAM.is_file(), reason="aestream is not installed")
 def test_aestreams_own_udp_sender_arrives_as_the_file_holds_it_and_decides_as_the_replay(tmp_path):
     """aestream 0.6.4 (its own binary) sends an AEDAT 4 file over UDP with timestamps: every event arrives as
-    the file holds it. Its last datagram repeats the previous datagram's tail (it sends the whole buffer):
-    those events go back in time, so the gate drops and counts them."""
+    the file holds it. Its last, partial datagram of r events carries r more repeated from before them:
+    those go back in time, so the gate drops and counts them."""
     dv = pytest.importorskip("dv_processing")
     e = recording()
     writer = dv.io.MonoCameraWriter(str(tmp_path / "rec.aedat4"), dv.io.MonoCameraWriter.EventOnlyConfig("DVS", (34, 34)))
@@ -170,9 +170,9 @@ def test_aestreams_own_udp_sender_arrives_as_the_file_holds_it_and_decides_as_th
     assert np.array_equal(got, e) and source.stats.malformed == source.stats.dropped_datagrams == 0
     per_datagram = 32  # aestream's default packet size (128 bytes of words)
     assert source.stats.datagrams == -(-len(e) // per_datagram)
-    assert source.stats.backwards == (-len(e)) % per_datagram  # the repeated tail of the last datagram
+    assert source.stats.backwards == len(e) % per_datagram  # the last datagram's r events, repeated
     model = StcSNN.from_pretrained("nmnist-stream-20ms")
-    live, replay = model.stream(threshold=0.9, min_steps=2), model.stream(threshold=0.9, min_steps=2)
+    live, replay = model.stream(threshold=0.9, min_steps=2, max_steps=5), model.stream(threshold=0.9, min_steps=2, max_steps=5)
     steps = [o for q in packets for o in live.push(q.events)]
     want = [o for q in FileReplay(e, packet_us=1000, speed=0) for o in replay.push(q.events, now_us=q.until_us)]
     assert np.array_equal(np.stack([o.logits.numpy() for o in steps]), np.stack([o.logits.numpy() for o in want])[:len(steps)])
@@ -288,7 +288,7 @@ server.join()
 model = StcSNN.from_pretrained("nmnist-stream-20ms")
 
 def outputs(packets):
-    session = model.stream(threshold=0.9, min_steps=2)
+    session = model.stream(threshold=0.9, min_steps=2, max_steps=5)
     steps = [o for p in packets for o in session.push(p.events, now_us=p.until_us)]
     return np.stack([o.logits.numpy() for o in steps]), session.decision
 
