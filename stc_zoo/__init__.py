@@ -12,8 +12,12 @@ huggingface_hub).
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # one version number: pyproject.toml's, through the installed package's metadata
+    __version__ = version("stc-zoo")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "StcSNN": "model", "create_model": "model",

@@ -1,0 +1,1 @@
+"""Checkpoints bundled with the package (trained on real data; each folder holds its model card)."""
