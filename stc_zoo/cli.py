@@ -558,6 +558,12 @@ def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -
     return len(seen.intersection(evaluated))
 
 
+def simulate(args) -> None:
+    from .simulate.command import run as simulate_run
+
+    simulate_run(args)
+
+
 # ---------------------------------------------------------------- parser
 MODEL_HELP = "zoo name, checkpoint folder or Hub repo id (org/name)"
 
@@ -665,6 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--batch-size", type=int, default=64)
     pf.add_argument("--cache-dir", default=None, help="reuse compressed tensors cached here")
     pf.add_argument("--json", action="store_true", help="one JSON object")
+
+    si = command("simulate", simulate, "simulated event recordings of images (N-MNIST's saccades, calibrated to "
+                 "the real recordings) or of frame arrays, into a labelled folder the package trains on", model=None)
+    from .simulate.command import add_arguments
+
+    add_arguments(si)
 
     ev = command("evaluate", evaluate, "accuracy of a model on a dataset split (one JSON line)")
     ev.add_argument("--data", required=True, help="dataset root in its published layout")

@@ -62,3 +62,7 @@ class UnknownModelError(StcError, KeyError):
 
 class DatasetError(StcError, FileNotFoundError):
     """A dataset folder is missing, is not the dataset asked for, or could not be downloaded."""
+
+
+class SimulationError(StcError, ValueError):
+    """Frames, images or parameters a simulation cannot use (names the file or field and the reason)."""

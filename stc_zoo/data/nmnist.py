@@ -34,6 +34,23 @@ def read_nmnist_file(path: str | os.PathLike) -> np.ndarray:
     return events
 
 
+def encode_nmnist(events: np.ndarray, source: str = "events") -> bytes:
+    """N-MNIST's 5-byte events (the inverse of ``read_nmnist_file``): x, y, p << 7 | t[22:16], t[15:8],
+    t[7:0]. EventFormatError for what the format cannot hold (coordinates past 255, times past 2^23 us)."""
+    t = events["t"].astype(np.int64)
+    for field, limit in (("x", 256), ("y", 256), ("t", 2 ** 23)):
+        v = events[field]
+        if v.size and (v.min() < 0 or v.max() >= limit):
+            raise EventFormatError(f"{source}: field {field!r} reaches {v.max()}, beyond what N-MNIST's .bin holds "
+                                   f"(0..{limit - 1}); write .npz instead")
+    raw = np.empty((len(events), 5), np.uint8)
+    raw[:, 0], raw[:, 1] = events["x"], events["y"]
+    raw[:, 2] = (events["p"].astype(np.int64) << 7) | ((t >> 16) & 0x7F)
+    raw[:, 3] = (t >> 8) & 0xFF
+    raw[:, 4] = t & 0xFF
+    return raw.tobytes()
+
+
 def _split_folder(root: Path, split: str) -> Path | None:
     """``<root>/Train`` or, as tonic extracts it, ``<root>/NMNIST/Train``."""
     name = split.capitalize()

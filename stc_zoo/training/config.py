@@ -145,6 +145,8 @@ def dataset_classes(key: str, root: str) -> tuple[str, ...]:
 
     if key == "folder":
         return scan(root)[0]
+    if key == "simulated":
+        return READERS[key](root).classes
     if key.startswith(PREFIX):
         classes = tuple(str(c) for c in getattr(tonic_class(key[len(PREFIX):]), "classes", ()) or ())
         if not classes:
