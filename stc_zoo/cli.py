@@ -451,7 +451,7 @@ def evaluate(args) -> dict:
         result["trained_on"] = "unknown" if seen is None else seen
         if seen:
             print(f"stc-zoo evaluate: note: {seen} of these {len(X)} recordings were in the model's training data "
-                  "(its card says so): this accuracy is not an estimate for unseen data", file=sys.stderr)
+                  "(its trained_on.json or card says so): this accuracy is not an estimate for unseen data", file=sys.stderr)
         elif seen is None:
             print("stc-zoo evaluate: note: the model has no card saying what it was trained on, so whether these "
                   "recordings were seen in training is unknown", file=sys.stderr)
@@ -546,16 +546,20 @@ def render_profile(p, step_us: int | None, rule) -> str:
 
 
 def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -> int | None:
-    """How many of the evaluated recordings the model's card says it was trained on (None: unknown)."""
+    """How many of the evaluated recordings the model was trained on (None: unknown): by its
+    trained_on.json (the recordings' events and source images), else by what its card says."""
     from .hub.holdout import trained_on
+    from .hub.seen import identify
 
+    evaluated = list(range(len(dataset.targets)) if indices is None else indices)
+    if model.trained_on is not None:
+        return len(model.trained_on.overlap(*identify(dataset, evaluated)))
     try:
         stated = stated_result(model.checkpoint_folder)
     except StcError:
         return None
     seen = trained_on(stated, reader, split, dataset.targets)
-    evaluated = range(len(dataset.targets)) if indices is None else indices
-    return len(seen.intersection(evaluated))
+    return None if seen is None else len(seen.intersection(evaluated))
 
 
 def simulate(args) -> None:

@@ -28,6 +28,7 @@ from .hub import checkpoint
 from .hub.card import render_card
 from .hub.files import REPO_FILES, WEIGHTS_NAME
 from .hub.provenance import Provenance, provenance_card
+from .hub.seen import Seen, read_seen
 from .hub.resolve import checkpoint_folder
 from .kernels import ops
 from .network import StcNetwork
@@ -92,6 +93,8 @@ class StcSNN(
         self.config = config  # frozen: nothing below changes it
         self.checkpoint_folder: Path | None = None  # where from_pretrained found the weights
         self.provenance: Provenance | None = None  # what they were, for the card of a saved copy
+        # What the weights were trained on (stc_zoo/hub/seen.py): read with them, set by training.
+        self.trained_on: Seen | None = None
         self.pipeline = SpatioTemporalCompression.from_config(config.input, backend)
         # A duration-binned model takes any number of steps (a stream has no fixed length).
         steps = None if config.input.streamable else config.input.T
@@ -234,6 +237,7 @@ class StcSNN(
                         "train it before use)", folder.name, new.network.num_classes)
         model.checkpoint_folder = folder
         model.provenance = Provenance.of(folder, config, model.network)
+        model.trained_on = read_seen(folder)
         return model.to(device).eval()
 
     def save_pretrained(self, save_directory: str | os.PathLike, *, config: dict | None = None,
@@ -263,6 +267,12 @@ class StcSNN(
         """The mixin's hook: config, weights and ``SHA256SUMS``, refused if the model does not match its config."""
         fresh = StcNetwork(self.config.network, self.config.input.output_size)
         checkpoint.write(Path(save_directory), self.network, self.config, fresh)
+        # What the weights saw travels with them while they are the ones loaded (a copy, BatchNorm folded, a
+        # new head); weights trained or edited since loading saw more than it says, so it is not written.
+        changed = self.provenance is not None and any(
+            c.startswith("weights changed") for c in self.provenance.changes(self.config, self.network))
+        if self.trained_on is not None and not changed:
+            self.trained_on.write(save_directory)
 
     def generate_model_card(self, *args, name: str | None = None, **card: object) -> ModelCard:
         """The model card ``save_pretrained`` and ``push_to_hub`` write (``model_card_kwargs``).

@@ -89,12 +89,14 @@ def write_aedat2_cifar10dvs(path: Path, events: np.ndarray) -> None:
 
 
 def write_tiny_nmnist(root: Path, per_class: int = 8, seed: int = 0) -> Path:
-    """A 3-class N-MNIST-layout dataset (Train and Test) with a learnable cue, for training tests."""
+    """A 3-class N-MNIST-layout dataset (Train and Test) with a learnable cue, for training tests. Its file
+    names lie past MNIST's 60,000 images: N-MNIST's <i + 1>.bin is MNIST image i, and these are none."""
     rng = np.random.default_rng(seed)
     for label in range(3):
         for i in range(per_class):
             events = random_events(rng, 150, 34, 34, 100_000)
             events["x"] = np.clip(events["x"] // 3 + 10 * label, 0, 33)
-            write_nmnist(root / "Train" / str(label) / f"{i:05d}.bin", events)
-            write_nmnist(root / "Test" / str(label) / f"{i:05d}.bin", events)
+            name = f"{60_001 + label * per_class + i:05d}.bin"
+            write_nmnist(root / "Train" / str(label) / name, events)
+            write_nmnist(root / "Test" / str(label) / name, events)
     return root

@@ -119,7 +119,7 @@ def test_a_cut_cross_validation_continues_and_refuses_another_recipe(data, tmp_p
     assert json.loads((out / "fold-2" / crossval.RESULT_FILE).read_text()) == kept and cv["per_fold"][1] == kept["accuracy"]
     with pytest.raises(SystemExit, match="2"):
         train.main(cv_argv(data, out, "--set", "K=2"))
-    assert "holds a run of another configuration" in capsys.readouterr().err
+    assert "holds a run of another recipe (it differs in model)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -340,6 +340,17 @@ def test_training_simulates_from_the_simulation_file_alone(tmp_path):
                   str(tmp_path / "run"), "--epochs", "12", "--batch-size", "8", "--set", "val_fraction=0.25", "--cache-dir", "",
                   "--set", "class_names=[\"0\",\"1\",\"2\"]", "--set", "num_classes=3", "--threads", "2"])
     assert meta["val_samples"] == 15 and meta["history"][-1]["val_acc"] >= 0.9
+    # the weights say which images they saw (the 45 kept of MNIST images 0..59) and that none was real
+    from stc_zoo.hub.seen import read_seen
+    from stc_zoo.training.run import export_finished
+    from stc_zoo.training.cli import parse_args
+
+    export_finished(parse_args(["--model", "nmnist-t4", "--dataset", "simulated", "--data", str(spec), "--out",
+                                str(tmp_path / "run"), "--export", str(tmp_path / "export")]))
+    seen = read_seen(tmp_path / "export")
+    assert not seen.recordings and sum(b - a for a, b in seen.images["MNIST train"]) == 45
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "never on a real recording" in card and "MNIST train images 0..59" in card and '"threshold_on": 0.468' in card
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -62,6 +62,15 @@ class EventDataset(torch.utils.data.Dataset):
         """Where sample ``index`` comes from (for error messages and logs)."""
         return f"{type(self).__name__}[{index}]"
 
+    # Whether a recording can be identified by digesting its events (False where recordings are
+    # simulated on reading: their source images name them, stc_zoo/hub/seen.py).
+    digestible = True
+
+    def source_image(self, index: int) -> tuple[str, int] | None:
+        """The image a recording shows, as ``(dataset, index)`` (N-MNIST's and simulations of MNIST), when
+        known: weights that saw a recording of an image saw that image (stc_zoo/hub/seen.py)."""
+        return None
+
     def __len__(self) -> int:
         return len(self.targets)
 

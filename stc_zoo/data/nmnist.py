@@ -105,3 +105,8 @@ class NMNIST(EventDataset):
         return str(self.files[index])
 
     describe = source_file
+
+    def source_image(self, index: int) -> tuple[str, int] | None:
+        """N-MNIST's ``<Train|Test>/<label>/<i + 1>.bin`` shows MNIST's training (test) image ``i``."""
+        stem, split = self.files[index].stem, self.files[index].parent.parent.name.lower()
+        return (f"MNIST {split}", int(stem) - 1) if stem.isdigit() and int(stem) >= 1 else None

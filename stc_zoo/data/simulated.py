@@ -55,6 +55,22 @@ class SimulatedDataset(EventDataset):
     def describe(self, index: int) -> str:
         return f"{self.spec_path}[{self.source.name(index)}]"
 
-    def source_images(self) -> dict:
-        """Which material the recordings show (for MNIST: the range of image indices)."""
-        return self.source.describe()
+    digestible = False  # simulated when read: the source images name them
+
+    def source_image(self, index: int) -> tuple[str, int] | None:
+        if self.simulation.kind == "mnist":
+            return (f"MNIST {self.source.split}", self.source.indices[index])
+        return None
+
+    def describe_source(self) -> str:
+        """The recordings in words, for a run's trained_on.json and card."""
+        material = self.source.describe()
+        if self.simulation.kind == "mnist":
+            first, stop = material["images"]
+            what = f"MNIST {material['split']} images {first}..{stop - 1} ({material['licence']})"
+        else:
+            what = f"the {material['kind']} of {material['root']}"
+        randomized = ", parameters randomised per recording" if self.simulation.randomize else ""
+        made = self.simulation.to_dict()["simulator"]
+        return (f"{len(self):,} recordings of {what} simulated by {made}'s saccade simulator (seed "
+                f"{self.simulation.seed}{randomized})")

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, StcError
 from ..model import StcSNN
 from . import checksums
 from .card import CardResult, read_card
-from .files import CARD_NAME, MANIFEST, REPO_FILES
+from .files import CARD_NAME, MANIFEST, OPTIONAL_FILES, REPO_FILES
 
 
 @dataclass
@@ -47,7 +47,7 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
     present = {p.name for p in folder.iterdir()}
-    missing = [n for n in REPO_FILES if n not in present]
+    missing = [n for n in REPO_FILES if n not in present and n not in OPTIONAL_FILES]
     if missing:
         hint = " (write it with: python -m stc_zoo.hub.checksums FOLDER)" if missing == [MANIFEST] else ""
         raise CheckpointError(f"{folder}: missing {missing}{hint}")
@@ -56,7 +56,7 @@ def validate(folder: Path, verify_data: str | None = None) -> Checked:
         raise CheckpointError(f"{folder}: unexpected files {extra}; a zoo repo holds only {list(REPO_FILES)}")
     model = StcSNN.from_pretrained(folder)  # checksums, format version, every tensor present, none extra, shapes equal
     card, stated = read_card(folder / CARD_NAME)
-    checked = Checked(folder, [folder / n for n in REPO_FILES], str(card), stated)
+    checked = Checked(folder, [folder / n for n in REPO_FILES if n in present], str(card), stated)
     if stated.holdout_unverified:
         raise CheckpointError(f"{folder / CARD_NAME}: its result is not a verified hold-out (training started from "
                               "weights whose training data is unknown); retrain from a checkpoint with a card, or from "

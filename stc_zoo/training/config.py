@@ -163,6 +163,20 @@ def init_changes(start: StcConfig, wanted: StcConfig) -> dict:
     return {k: b[k] for k in b if a[k] != b[k]}
 
 
+def run_recipe(args, reader: str) -> dict:
+    """What shapes a run beyond its configs (run.json's ``recipe``; a cross-validation continues a fold only
+    when it matches): how and where the data is read, the starting weights by their digest, what is frozen
+    and the backbone's learning-rate scale."""
+    from ..hub.checksums import sha256
+    from ..hub.files import WEIGHTS_NAME
+
+    init = None
+    if args.init:
+        init = {"from": args.init, "weights_sha256": sha256(init_folder(args.init) / WEIGHTS_NAME)}
+    return {"reader": reader, "data": str(Path(args.data).resolve()), "init": init,
+            "freeze_blocks": bool(args.freeze_blocks), "backbone_lr_scale": float(args.backbone_lr_scale)}
+
+
 @functools.lru_cache(maxsize=8)
 def init_folder(init: str) -> Path:
     """The checked local folder of ``--init`` (resolved once per run: for a Hub id, that is a network call)."""

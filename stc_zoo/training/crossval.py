@@ -29,7 +29,8 @@ from pathlib import Path
 
 from scipy import stats
 
-from .config import TrainConfig, TrainError, resolve_configs
+from ..zoo import get_entry
+from .config import TrainConfig, TrainError, resolve_configs, run_recipe
 from .run import command_line, export_finished, train_run
 from .state import FINAL, RUN, STATE, read_meta
 
@@ -121,18 +122,22 @@ def final_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
 
 def run_or_continue(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     """Train the run ``args`` describes, continuing it if its folder holds part of it; its metadata (read
-    back when it had already finished). Refuses a folder that holds a run of another configuration."""
+    back when it had already finished). Refuses a folder that holds a run of another recipe (configs, reader,
+    data, starting weights, frozen blocks, backbone learning-rate scale: ``run_recipe``)."""
     out = Path(args.out)
     if (out / RUN).is_file():
         saved = json.loads((out / RUN).read_text())
-        config, recipe = resolve_configs(args)
+        config, train = resolve_configs(args)
         as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples were saved as lists
-        wanted, defaults = as_json(asdict(recipe)), as_json(asdict(TrainConfig()))
+        wanted, defaults = as_json(asdict(train)), as_json(asdict(TrainConfig()))
         # a field added after the run was written must still hold its default
-        same_train = all(saved["train"].get(k, defaults[k]) == v for k, v in wanted.items())
-        if saved["model"] != as_json(config.to_dict()) or not same_train:
-            raise TrainError(f"{out} holds a run of another configuration; choose another --out "
-                                   "(or delete it to start again)")
+        differs = [k for k, v in wanted.items() if saved["train"].get(k, defaults[k]) != v]
+        differs += ["model"] if saved["model"] != as_json(config.to_dict()) else []
+        recipe = run_recipe(args, args.dataset or get_entry(args.model).reader)
+        differs += [k for k, v in recipe.items() if (saved.get("recipe") or {}).get(k, "(not recorded)") != v]
+        if differs:
+            raise TrainError(f"{out} holds a run of another recipe (it differs in {', '.join(differs)}); choose "
+                             "another --out (or delete it to start again)")
         if (out / FINAL).is_file():  # written after the last epoch's state: nothing left to do
             return read_meta(out / STATE)
         args.resume = True
@@ -169,7 +174,8 @@ def collect(out: Path, folds: int, command: str) -> dict:
           "pooled": sum(a * r["samples"] for a, r in zip(accs, results)) / total,
           "protocol": "stratified k-fold; each fold's last epoch (fixed schedule), nothing selected on the held-out fold",
           "command": command, "model": run["model"], "train": {k: v for k, v in run["train"].items()
-                                                               if k not in ("folds", "fold")}}
+                                                               if k not in ("folds", "fold")},
+          "recipe": run.get("recipe")}
     (out / CV_FILE).write_text(json.dumps(cv, indent=1))
     return cv
 

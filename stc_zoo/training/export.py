@@ -3,12 +3,15 @@ was measured: the hold-out's accuracy, the cross-validated estimate of the recip
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..hub.card import CardResult
 from ..hub.checkpoint import load_weights
+from ..hub.seen import read_seen
 from ..model import StcSNN
 from ..zoo import get_entry
+from .config import init_folder
 from .state import BEST, FINAL
 
 
@@ -19,20 +22,32 @@ def export(run, meta: dict, cv: dict | None = None) -> None:
     entry = get_entry(run.args.model)
     model = StcSNN(run.config)
     load_weights(model.network, run.out / (BEST if run.train.keeps_best else FINAL))
+    model.trained_on = read_seen(run.out)  # what the run's weights saw (run.record_seen), carried beside them
     if run.reader != entry.reader:  # another dataset than the entry's: named after the export, not the zoo entry
         what = (f"the labelled folder `{meta['data']}`" if run.reader == "folder"
                 else f"`{meta['data']}` read as {run.reader}")
         name = Path(run.args.export).name
         dataset = (f"labelled event folder {Path(meta['data']).name}" if run.reader == "folder"
                    else run.reader.removeprefix("tonic:"))
-        data_note = (f"Trained on {meta['train_samples']} recordings of {what} (classes: {', '.join(run.config.labels)})"
-                     + (f", starting from `{run.args.init}`." if run.args.init else "."))
+        data_note = f"Trained on {meta['train_samples']} recordings of {what} (classes: {', '.join(run.config.labels)})."
     else:
         is_subset = entry.reader == "nmnist" and meta["total_samples"] < 60000  # full N-MNIST train: 60,000
         name, dataset = entry.name, entry.dataset
         data_note = (f"Trained on {meta['train_samples']} recordings of `{meta['data']}`"
                      + (f" — a {meta['total_samples']:,}-recording subset of N-MNIST's training set, not the full "
                         "dataset." if is_subset else f" ({entry.dataset} training split)."))
+    if run.reader == "simulated":  # the simulation itself: which images, which simulator and parameters
+        from ..simulate.spec import read_simulation
+
+        sim = read_simulation(meta["data"])
+        data_note = (f"Trained on {meta['train_samples']:,} simulated recordings "
+                     f"({model.trained_on.sources[-1] if model.trained_on else meta['data']}); never on a real "
+                     f"recording. The simulation (`simulation.json`): `{json.dumps(sim.to_dict())}`")
+    if run.args.init:  # what the starting weights saw is part of what these weights saw
+        start = read_seen(init_folder(run.args.init))
+        data_note += (f" Its starting weights (`--init {run.args.init}`) were trained on: {start.describe()}."
+                      if start else f" Its starting weights (`--init {run.args.init}`) do not say what they were "
+                      "trained on.")
     if cv is not None:
         result = CardResult(accuracy=cv["mean"], samples=cv["samples"], reader=run.reader, source_split="train",
                             val_fraction=0.0, seed=cv["seed"], folds=cv["folds"], std=cv["std"],

@@ -24,10 +24,11 @@ from ..config import StcConfig
 from ..data.tonic_adapter import reader as get_reader
 from ..errors import CheckpointError
 from ..hub import checkpoint
+from ..hub.files import SEEN_NAME
 from ..model import StcSNN
 from ..zoo import get_entry
 from . import loop
-from .config import TrainConfig, TrainError, init_changes, init_folder, resolve_configs
+from .config import TrainConfig, TrainError, init_changes, init_folder, resolve_configs, run_recipe
 from .data import check_augmentation, holdout_split, load_data
 from .distributed import setup_distributed
 from .export import export
@@ -84,23 +85,36 @@ def resolve_run(args: argparse.Namespace, argv: list[str] | None) -> Run:
 
 def check_init_holdout(run: Run, root: str) -> bool | None:
     """Whether the hold-out of a run that starts from ``--init`` weights is unseen by them (None: no --init or
-    no hold-out). Their card says what they were trained on (``stc_zoo.hub.holdout.trained_on``): a hold-out
-    that overlaps it is refused (its accuracy would measure memory, not generalisation); weights without a
-    card leave it unknown (False), which the run says loudly and its exported card records, so
-    ``hub/publish.py`` refuses it."""
+    no hold-out). Their ``trained_on.json`` says which recordings (by their decoded events, whatever reader or
+    copy) and which source images they saw (``stc_zoo.hub.seen``); older checkpoints only have their card
+    (``stc_zoo.hub.holdout.trained_on``, by position). A hold-out that overlaps is refused (its accuracy
+    would measure memory, not generalisation); weights that say neither leave it unknown (False), which the
+    run says loudly and its exported card records, so ``hub/publish.py`` refuses it."""
     from ..hub.holdout import stated_result, trained_on
+    from ..hub.seen import identify, read_seen
 
     if not run.args.init or not run.train.has_holdout:
         return None
     folder = init_folder(run.args.init)
+    dataset = get_reader(run.reader)(root, "train")
+    _, held = holdout_split(dataset.targets, run.train)
+    seen = read_seen(folder)
+    if seen is not None:
+        digests, images = identify(dataset, held, progress="checking the hold-out against --init's training data")
+        overlap = seen.overlap(digests, images)
+        if overlap:
+            raise TrainError(
+                f"--init {run.args.init} was trained on {len(overlap)} of the {len(held)} recordings this run would "
+                f"hold out for validation, or on their source images (its {SEEN_NAME}: {seen.describe()}), so their "
+                "accuracy would say nothing of unseen data. Hold out what it never saw, or none: --set val_fraction=0 "
+                "(trains on everything; the card then states no result)")
+        return True
     try:
         stated = stated_result(folder)
     except CheckpointError:
         stated = None
-    dataset = get_reader(run.reader)(root, "train")
-    _, held = holdout_split(dataset.targets, run.train)
-    seen = trained_on(stated, run.reader, "train", dataset.targets)
-    if seen is None:
+    seen_positions = trained_on(stated, run.reader, "train", dataset.targets)
+    if seen_positions is None:
         if run.rank == 0:
             why = ("has no model card stating what it was trained on" if stated is None else
                    f"states its result on {stated.describe()}, which are not these recordings")
@@ -108,7 +122,7 @@ def check_init_holdout(run: Run, root: str) -> bool | None:
                   "recordings are unseen; its validation accuracy is not a hold-out result, and an exported card "
                   "says so (hub/publish.py refuses it)")
         return False
-    overlap = sorted(seen & set(held))
+    overlap = sorted(seen_positions & set(held))
     if overlap:
         own = stated.describe()
         raise TrainError(
@@ -118,6 +132,30 @@ def check_init_holdout(run: Run, root: str) -> bool | None:
             f"states no result)" + (f", or --set val_fraction={stated.val_fraction:g} --seed {stated.seed} (its own "
                                    "hold-out)" if not stated.folds and stated.val_fraction else ""))
     return True
+
+
+def record_seen(run: Run, root: str) -> None:
+    """``OUT/trained_on.json``: what this run's weights see (its training recordings, with --init's own
+    training data joined), written once before training; the export carries it. Starting weights that do
+    not say what they saw leave it unknown, so no file is written."""
+    from ..hub.seen import of_dataset, read_seen
+
+    path = run.out / SEEN_NAME
+    if run.rank != 0 or path.is_file():
+        return
+    start = None
+    if run.args.init:
+        start = read_seen(init_folder(run.args.init))
+        if start is None:
+            return
+    dataset = get_reader(run.reader)(root, "train")
+    kept, _ = holdout_split(dataset.targets, run.train)
+    describe = getattr(dataset, "describe_source", None)
+    words = (describe() if describe else f"{len(dataset):,} recordings of {root} read as {run.reader}")
+    seen = of_dataset(dataset, kept, f"{len(kept):,} of {words}")
+    seen = start.union(seen) if start is not None else seen
+    run.out.mkdir(parents=True, exist_ok=True)
+    write_atomic_text(path, seen.to_json())
 
 
 def build(run: Run):
@@ -176,7 +214,7 @@ def restore(run: Run, model, optimizer, scheduler, meta: dict) -> dict:
             stretch_schedule(run, optimizer, scheduler, meta, run.args.epochs)
     elif run.rank == 0:
         write_atomic_text(run.out / RUN, json.dumps({"model": run.config.to_dict(), "train": dataclasses.asdict(run.train),
-                                                     "reader": run.reader,
+                                                     "reader": run.reader, "recipe": run_recipe(run.args, run.reader),
                                                      "command": run.command}, indent=1))
     meta.setdefault("history", [])
     if run.rank == 0:  # the log is rebuilt from the state: a kill between the two cannot lose or repeat a line
@@ -264,6 +302,7 @@ def _train_run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                                       args.cache_dir or None, args.download, max(1, args.workers), args.backend)
     check_augmentation(train_data[0], run.train)
     verified = None if run.resume else check_init_holdout(run, args.data)
+    record_seen(run, args.data)
     model, net, optimizer, scheduler = build(run)
     meta = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "data": args.data, "seed": run.train.seed,
             "val_fraction": run.train.val_fraction, "train_samples": len(train_data[0]),
