@@ -170,3 +170,17 @@ def test_time_to_decision_streams_each_folds_own_held_out_recordings(data, tmp_p
     assert text.index("## Time to decision (cross-validated)") < text.index("## Configuration")
     assert "| 40 ms (the full window) |" in text and (tmp_path / "ttd.png").is_file()
     assert "| confidence >= 0.9, at 40 ms at the latest |" in text
+
+
+def test_folds_that_cannot_measure_anything_are_refused(tmp_path, capsys):
+    """More folds than the smallest class has recordings, or folds of a handful: refused with the reason, not
+    reported as a 50% +- 50 estimate."""
+    from eventfiles import write_tiny_nmnist
+
+    data = write_tiny_nmnist(tmp_path / "d", per_class=3)
+    for folds, message in (("4", "class 0 has 3 recording(s), so some folds would hold none of it"),
+                           ("3", "9 recordings give folds of 3, too few")):
+        with pytest.raises(SystemExit, match="2"):
+            train.main(["--model", "nmnist-t4", "--data", str(data), "--out", str(tmp_path / "cv"), "--folds", folds,
+                        "--cache-dir", ""])
+        assert message in capsys.readouterr().err

@@ -199,6 +199,28 @@ def fold_model(folder: Path, data: str):
     return model, dataset, stratified_folds(dataset.targets, train["folds"], train["seed"])[fold - 1]
 
 
+MIN_FOLD_SIZE = 5  # held-out recordings below which a fold's accuracy moves in steps of 20 points or more
+
+
+def check_folds(args: argparse.Namespace) -> None:
+    """Refuse a partition whose folds cannot measure anything: a class with fewer recordings than folds (some
+    folds would hold none of it) or folds of fewer than ``MIN_FOLD_SIZE`` recordings."""
+    from collections import Counter
+
+    from ..data.tonic_adapter import reader
+
+    targets = reader(args.dataset or get_entry(args.model).reader)(args.data, "train", download=args.download).targets
+    counts = Counter(targets)
+    label, fewest = min(counts.items(), key=lambda kv: kv[1])
+    if fewest < args.folds:
+        raise TrainError(f"--folds {args.folds}: class {label} has {fewest} recording(s), so some folds would hold "
+                         f"none of it; use at most --folds {max(fewest, 2)} or gather more recordings of it")
+    if len(targets) // args.folds < MIN_FOLD_SIZE:
+        raise TrainError(f"--folds {args.folds}: {len(targets)} recordings give folds of {len(targets) // args.folds}, "
+                         f"too few to measure an accuracy (at least {MIN_FOLD_SIZE} per fold: --folds "
+                         f"{max(len(targets) // MIN_FOLD_SIZE, 2)} at most)")
+
+
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
     """``--folds K`` of ``stc-zoo train``: every fold (or ``--fold i`` alone), then cv.json, then with
     ``--export`` the run on every recording and its export. Returns cv.json's content (None for one fold)."""
@@ -210,6 +232,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict | None:
         raise TrainError("--folds continues a cut run by itself: rerun the same command without --resume")
     if args.fold is not None and args.export:
         raise TrainError("--export trains on every recording after all folds; leave out --fold")
+    check_folds(args)
     out = Path(args.out or f"runs/{args.model}-cv{args.folds}")
     command = command_line(argv)
     for i in [args.fold] if args.fold is not None else range(1, args.folds + 1):
