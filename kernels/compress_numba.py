@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 
 from .compress_ref import SPLITS, pooled_size
+from .numba_cache import cached_njit
 
 # What stopped the loop: an event off the sensor in x or y, a polarity not 0/1, a timestamp
 # below the previous one (or negative).
@@ -24,7 +24,7 @@ OK, BAD_X, BAD_Y, BAD_P, BAD_T = -1, 0, 1, 2, 3
 MODES = {name: i for i, name in enumerate(SPLITS)}
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial, weights,
              out):  # pragma: no cover
     """Check and scatter every event; ``out`` is the flat float64 ``[T, B, 2, Hs, Ws]`` accumulator."""
@@ -41,7 +41,7 @@ def _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us
     return OK, 0
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _sample(x, y, p, t, origin, b, B, W, H, plane, n_bins, ratio, mode, fine_us, xs, ys, weights,
             out):  # pragma: no cover
     """One sample's events (views, indices from 0: that loop compiles to faster code). ``origin``:
@@ -85,7 +85,7 @@ def _sample(x, y, p, t, origin, b, B, W, H, plane, n_bins, ratio, mode, fine_us,
     return OK, 0
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _compress(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial,
               weights):  # pragma: no cover
     acc = np.zeros(T * (offsets.size - 1) * 2 * Hs * Ws)
@@ -93,7 +93,7 @@ def _compress(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_u
     return acc.astype(np.float32).reshape((T, offsets.size - 1, 2, Hs, Ws)), code, index
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _check(x, y, p, t, W, H, previous):  # pragma: no cover
     """``_sample``'s checks alone: ``(code, index)`` of the first bad event (``t`` must not go below ``previous``)."""
     for i in range(x.size):

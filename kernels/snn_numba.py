@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 
+from .numba_cache import cached_njit
 
-@numba.njit(cache=True, nogil=True)
+
+@cached_njit(nogil=True)
 def conv_sparse(x, w, bias, out):  # pragma: no cover
     """``out = conv2d(x, w) + bias``, zero padding ``k // 2``, skipping zero inputs.
 
@@ -110,7 +111,7 @@ def flip_kx(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w[:, :, ::-1, :])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _axpy(a, x, y):  # pragma: no cover
     """``y += a * x`` over contiguous rows; indices provably >= 0, so LLVM vectorises the loop."""
     for i in range(y.size):
@@ -118,25 +119,25 @@ def _axpy(a, x, y):  # pragma: no cover
 
 
 # y += a x + b u (+ ...) in one pass, each term added in turn (so rounded as one pass per term would be).
-@numba.njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _axpy2(a, x, b, u, y):  # pragma: no cover
     for i in range(y.size):
         y[i] = (y[i] + a * x[i]) + b * u[i]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _axpy4(a, x, b, u, c, p, d, q, y):  # pragma: no cover
     for i in range(y.size):
         y[i] = (((y[i] + a * x[i]) + b * u[i]) + c * p[i]) + d * q[i]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _axpy8(a, x, b, u, c, p, d, q, e, r, f, z, g, m, h, o, y):  # pragma: no cover
     for i in range(y.size):
         y[i] = (((((((y[i] + a * x[i]) + b * u[i]) + c * p[i]) + d * q[i]) + e * r[i]) + f * z[i]) + g * m[i]) + h * o[i]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def linear_sparse(x, w, bias, out):  # pragma: no cover
     """``out = x @ w + bias`` skipping zero inputs. x: ``[N, F]``; w: ``[F, O]``; out: ``[N, O]``.
     Non-zero features are gathered and added in passes of eight like ``conv_sparse``'s (same order)."""
@@ -163,7 +164,7 @@ def linear_sparse(x, w, bias, out):  # pragma: no cover
             j += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no cover
     """Temporal mixing then MT-LIF over the T steps of ``y``, continuing from state ``(v, past)``.
 
@@ -212,7 +213,7 @@ def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no c
             past[j] = past[T + j]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def pool2(x, use_max, quarter, out):  # pragma: no cover
     """2x2 max or average pooling (floor mode), x: ``[N, H, W, C]`` -> out ``[N, H // 2, W // 2, C]``."""
     N, Ho, Wo, C = out.shape
@@ -230,7 +231,7 @@ def pool2(x, use_max, quarter, out):  # pragma: no cover
                         out[n, oy, ox, c] = (((a + b) + d) + e) * quarter
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def network(x, conv_w, conv_b, taps, beta, use_max, quarter, fc1, fc1_b, fc2, fc2_b, v_th, kmax, zero, one, soft,
             v, past, block_spikes, lif_spikes, logits):  # pragma: no cover
     """The whole forward in one call: conv blocks (conv, tail, 2x2 pool), fc1, the classifier's neuron, fc2.
@@ -280,7 +281,7 @@ def network(x, conv_w, conv_b, taps, beta, use_max, quarter, fc1, fc1_b, fc2, fc
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _state(v, past, k_t, B, S, C):  # pragma: no cover
     """``(v, past)``, or a layer at rest when ``v`` is empty."""
     if v.size:

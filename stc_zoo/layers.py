@@ -205,10 +205,11 @@ class SynapticConvBlock(nn.Module):
 
 
 def set_step_mode(module: nn.Module, mode: str) -> nn.Module:
-    """Put every spiking layer inside ``module`` in step mode ``"m"`` or ``"s"`` (and at rest); returns it."""
+    """Put every spiking layer inside ``module``, and every container that dispatches on a ``step_mode`` of
+    its own (``StcNetwork``), in step mode ``"m"`` or ``"s"``, at rest; returns it."""
     check_step_mode(mode)
     for m in module.modules():
-        if isinstance(m, MultiThresholdLIF):
+        if isinstance(m, MultiThresholdLIF) or isinstance(getattr(m, "step_mode", None), str):
             m.step_mode = mode
             m.reset_state()
     return module

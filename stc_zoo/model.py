@@ -19,17 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from huggingface_hub import ModelCard, ModelHubMixin
+from safetensors import SafetensorError
 from torch import nn
 
 from .atomic import replace_folder_atomically
 from .config import StcConfig, field_names
-from .errors import InputError, TooFewEventsWarning, warn
+from .errors import CheckpointError, InputError, TooFewEventsWarning, warn
 from .hub import checkpoint
 from .hub.card import render_card
 from .hub.files import REPO_FILES, WEIGHTS_NAME
 from .hub.provenance import Provenance, provenance_card
-from .hub.seen import Seen, read_seen
 from .hub.resolve import checkpoint_folder
+from .hub.seen import Seen, read_seen
 from .kernels import ops
 from .network import StcNetwork
 from .stream import MAX_GAP_US, ContinuousSession, StreamSession
@@ -253,9 +254,14 @@ class StcSNN(
         """
         target = Path(save_directory)
         self._save_target = target
+        existed = (target / WEIGHTS_NAME).is_file()
         try:
             replace_folder_atomically(target, lambda tmp: ModelHubMixin.save_pretrained(
                 self, tmp, config=config, model_card_kwargs=model_card_kwargs), keep=lambda name: name not in REPO_FILES)
+        except (SafetensorError, OSError) as err:  # a full disk, a read-only folder, a quota
+            raise CheckpointError(f"{target}: the checkpoint could not be saved ({type(err).__name__}: {err}); "
+                                  + ("the checkpoint already there is untouched" if existed else "nothing was left there")
+                                  ) from err
         finally:
             self._save_target = None
         if push_to_hub:

@@ -77,9 +77,7 @@ class StcNetwork(nn.Module):
         """``"m"``: ``forward`` takes ``[T, B, 2, H', W']``; ``"s"``: one step ``[B, 2, H', W']`` at a
         time, state carried between calls. Starts at rest; returns self."""
         check_step_mode(mode)
-        set_step_mode(self, mode)
-        self.step_mode, self.state = mode, None
-        return self
+        return set_step_mode(self, mode)
 
     def reset_state(self) -> StcNetwork:
         """Forget the state of step mode ``"s"``: the next step starts from rest. Returns self."""
@@ -96,11 +94,13 @@ class StcNetwork(nn.Module):
         Finiteness is not checked under ``torch.compile`` or CUDA-graph capture (it would sync), nor
         with ``finite=False`` (the Numba path checks it inside its first kernel, for free).
         """
-        expected = (self.steps or "T", "B", 2, *self.input_size)
+        # In step mode "s" the caller drives the steps one at a time, so the fixed T is theirs to keep.
+        steps = self.steps if self.step_mode == "m" else None
+        expected = (steps or "T", "B", 2, *self.input_size)
         if not isinstance(x, torch.Tensor):
             raise InputError(f"expected a tensor [T, B, 2, H, W] = {expected}, got {type(x).__name__}")
         if (x.ndim != 5 or x.shape[2] != 2 or tuple(x.shape[3:]) != self.input_size
-                or (self.steps is not None and x.shape[0] != self.steps)):
+                or (steps is not None and x.shape[0] != steps)):
             raise InputError(f"expected input [T, B, 2, H, W] = {expected}, got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise InputError(f"expected a floating-point input, got {x.dtype}")
@@ -117,6 +117,12 @@ class StcNetwork(nn.Module):
         In step mode ``"s"``: ``[B, 2, H', W']`` -> that step's logits, continuing from the last call.
         """
         if self.step_mode == "s":
+            if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_exporting():
+                # the state lives in Python between calls: a traced graph would hold the state at rest as a
+                # constant, right at step 0 and wrong at every later step
+                raise InputError("a network in step mode 's' carries its state in Python between calls, which an "
+                                 "exported or traced graph would freeze at rest; export forward_steps with the "
+                                 "state as inputs and outputs instead (stc-zoo export MODEL --format onnx)")
             if not isinstance(x, torch.Tensor) or x.ndim != 4:
                 raise InputError(f"step mode 's' takes one step [B, 2, H, W], got "
                                  f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")

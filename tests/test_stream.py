@@ -189,6 +189,30 @@ def test_block_and_network_step_modes():
         model.network(x)
 
 
+@pytest.mark.parametrize("how", ["function", "method"])
+def test_a_fixed_t_network_runs_step_by_step_whichever_way_the_mode_is_set(how):
+    """stc_zoo.layers.set_step_mode on the network puts the network itself in step mode too, and a count-binned
+    model (T fixed at 4) takes one step per call: the caller drives the steps."""
+    model = StcSNN.from_pretrained("nmnist-t4")
+    x = model.compress(synthetic_events((34, 34), 2000, seed=4))
+    with torch.no_grad():
+        whole = model.network.forward_steps(x).logits
+        set_step_mode(model.network, "s") if how == "function" else model.network.set_step_mode("s")
+        assert model.network.step_mode == "s"
+        stepped = torch.stack([model.network(x[t]) for t in range(4)])
+    assert torch.equal(stepped, whole)
+
+
+def test_tracing_or_exporting_a_step_mode_network_is_refused():
+    """The state of step mode 's' lives in Python between calls: a traced graph would freeze it at rest (right at
+    step 0, wrong at every later step), so the network refuses rather than give such a graph."""
+    model = StcSNN.from_pretrained("nmnist-t4", backend="torch")
+    model.network.set_step_mode("s")
+    x = model.compress(synthetic_events((34, 34), 2000, seed=4))
+    with pytest.raises(InputError, match="would freeze at rest"):
+        torch.jit.trace(model.network, (x[0],))
+
+
 # ------------------------------------------------------------------ bounded time and memory (issue 21)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_time_jump_beyond_max_gap_is_refused_whole_and_changes_nothing(backend):

@@ -23,11 +23,11 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from ..data.events import EVENT_DTYPE, MAX_EVENTS
 from ..errors import SimulationError
+from ..kernels.numba_cache import cached_njit
 
 MAX_SIDE = 8192  # the largest sensor side the package's configs accept (stc_zoo/config.py LIMITS)
 
@@ -97,7 +97,7 @@ def check_frames(frames, times_us) -> tuple[np.ndarray, np.ndarray]:
     return frames, times
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _crossings(frames, times, floor, thr_on, thr_off, ref, max_events):  # pragma: no cover
     """Every threshold crossing of the log intensities ``log(frames + floor)`` (frames [N, H, W]) at
     ``times`` [N]; ``ref`` [H, W] (the memorised levels) is updated in place. Returns x, y, t, p arrays (in
@@ -151,7 +151,7 @@ def _crossings(frames, times, floor, thr_on, thr_off, ref, max_events):  # pragm
     return xs[:count], ys[:count], ts[:count], ps[:count]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _refractory_keep(x, y, t, height, width, refractory_us):  # pragma: no cover
     """Which events of a time-sorted stream survive the refractory period of their pixel (measured from
     the pixel's last kept event)."""

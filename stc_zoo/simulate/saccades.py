@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from ..errors import SimulationError
+from ..kernels.numba_cache import cached_njit
 from .pixel import MAX_SIDE, PixelParams, check_ranges, simulate_checked
 
 # The N-MNIST sensor crop and the triangle that tonic's NMNIST stabilisation undoes (x, y in pixels); the
@@ -147,7 +147,7 @@ def positions(params: SaccadeParams, times_us: np.ndarray) -> np.ndarray:
     return corners[k] + s[:, None] * steps[k]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _render(shown, centres, width, height, scale, background):  # pragma: no cover
     """Frames ``[N, height, width]``: the displayed image ``shown`` [h, w] centred at each of ``centres``
     [N, 2] (from the sensor's centre), sampled bilinearly at each sensor pixel's centre."""
