@@ -562,6 +562,16 @@ def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -
     return None if seen is None else len(seen.intersection(evaluated))
 
 
+def export(args) -> list[Path]:
+    """The model in another framework's form (``stc_zoo.export``): the files written."""
+    from . import export as exporters
+
+    model = load_model(args)
+    files = exporters.onnx(model, args.out, args.dtype)
+    print("\n".join(f"wrote {f}" for f in files))
+    return files
+
+
 def simulate(args) -> None:
     from .simulate.command import run as simulate_run
 
@@ -681,6 +691,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate.command import add_arguments
 
     add_arguments(si)
+
+    ex = command("export", export, "the model for other runtimes: ONNX graphs (one step with explicit state, and a "
+                 "whole recording), checked with onnxruntime")
+    ex.add_argument("--format", choices=("onnx",), required=True, help="onnx: step.onnx, sequence.onnx, input.json "
+                    "and a README")
+    ex.add_argument("--out", type=Path, required=True, help="the folder to write")
+    ex.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="the graphs' float type (default float32)")
 
     ev = command("evaluate", evaluate, "accuracy of a model on a dataset split (one JSON line)")
     ev.add_argument("--data", required=True, help="dataset root in its published layout")

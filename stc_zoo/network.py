@@ -88,14 +88,15 @@ class StcNetwork(nn.Module):
     def device(self) -> torch.device:
         return self.fc1.weight.device
 
-    def check_input(self, x: torch.Tensor, finite: bool = True) -> None:
+    def check_input(self, x: torch.Tensor, finite: bool = True, check_steps: bool = False) -> None:
         """Raise InputError unless ``x`` is a finite float ``[T, B, 2, H', W']`` on this network's device.
 
         Finiteness is not checked under ``torch.compile`` or CUDA-graph capture (it would sync), nor
         with ``finite=False`` (the Numba path checks it inside its first kernel, for free).
         """
-        # In step mode "s" the caller drives the steps one at a time, so the fixed T is theirs to keep.
-        steps = self.steps if self.step_mode == "m" else None
+        # Only forward() in step mode "m" averages a whole recording, so only it holds x to the fixed T
+        # (check_steps); forward_steps with a carried state, and step mode "s", take any number of steps.
+        steps = self.steps if check_steps else None
         expected = (steps or "T", "B", 2, *self.input_size)
         if not isinstance(x, torch.Tensor):
             raise InputError(f"expected a tensor [T, B, 2, H, W] = {expected}, got {type(x).__name__}")
@@ -129,6 +130,7 @@ class StcNetwork(nn.Module):
             steps = self.forward_steps(x[None], self.state)
             self.state = steps.state
             return steps.logits[0]
+        self.check_input(x, finite=False, check_steps=True)
         return self.forward_steps(x, return_state=False).logits.mean(0)
 
     def uses_numba(self, x: torch.Tensor) -> bool:
