@@ -117,3 +117,16 @@ def test_float64_is_refused_at_once_with_the_reason(tmp_path, capsys):
     assert cli(["export", "nmnist-t4", "--format", "onnx", "--out", str(tmp_path / "f64"), "--dtype", "float64"]) == 2
     assert "no float64 convolution" in capsys.readouterr().err
     assert not (tmp_path / "f64").exists()
+
+
+def test_an_existing_folder_or_an_unwritable_path_is_refused_and_nothing_is_left(tmp_path, capsys):
+    from stc_zoo.cli import main as cli
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("keep me")
+    assert cli(["export", "nmnist-t4", "--format", "onnx", "--out", str(tmp_path / "taken")]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["mine.txt"]
+    (tmp_path / "file").write_text("")
+    assert cli(["export", "nmnist-t4", "--format", "onnx", "--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "file/sub" in capsys.readouterr().err

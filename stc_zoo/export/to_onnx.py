@@ -95,14 +95,16 @@ def export_onnx(model, folder: str | os.PathLike, dtype: str = "float32") -> lis
         import onnxruntime  # noqa: F401 - the check below needs it; say so before minutes of exporting
         import onnxscript  # noqa: F401 - torch's exporter needs it
     except ImportError as err:
-        raise ExportError(f"ONNX export needs onnx, onnxscript and onnxruntime: pip install 'stc-zoo[export]' "
+        raise ExportError(f"ONNX export needs onnx, onnxscript and onnxruntime: pip install 'stc-zoo[deploy]' "
                           f"({err})") from None
     if dtype not in DTYPES:
         raise ExportError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ExportError(f"{folder}: exists and is not an empty folder; choose another --out or remove it first")
     runtime_runs_conv(dtype)
     network = inference_copy(model, DTYPES[dtype])
     layout = state_layout(network)
-    folder = Path(folder)
     T = model.config.input.T
 
     def write(tmp: Path) -> None:  # a folder swapped in whole once checked: a failed export leaves nothing
@@ -120,7 +122,10 @@ def export_onnx(model, folder: str | os.PathLike, dtype: str = "float32") -> lis
         (tmp / INPUT_FILE).write_text(json.dumps(input_description(model, layout, dtype), indent=1))
         (tmp / README_FILE).write_text(readme(model, layout, dtype))
 
-    replace_folder_atomically(folder, write)
+    try:
+        replace_folder_atomically(folder, write)
+    except OSError as err:  # a parent that is a file, a read-only place, a full disk
+        raise ExportError(f"{folder}: cannot write the export there ({type(err).__name__}: {err})") from None
     return [folder / f for f in (STEP_FILE, SEQUENCE_FILE, INPUT_FILE, README_FILE)]
 
 
