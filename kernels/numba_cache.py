@@ -5,14 +5,18 @@ Numba caches compiled kernels beside their source (``__pycache__``) or in the us
 container with a read-only root file system, a serverless function) none of those can be written,
 and ``numba.njit(cache=True)`` raises ``RuntimeError: cannot cache function ... no locator available``
 as the kernels' module is imported. ``cached_njit`` catches exactly that once, points Numba's cache
-at a new temporary folder (compiled again in every process, so slower to start, and said once) and
-goes on; without a writable temporary folder either, it compiles without a cache. A
-``NUMBA_CACHE_DIR`` the user sets is used as it always was.
+at a new temporary folder (said once) and goes on; without a writable temporary folder either, it
+compiles without a cache. Numba will not read a cache folder it cannot write, so a read-only
+``NUMBA_CACHE_DIR`` (filled by ``stc-zoo warmup`` when the image was built) is copied into that
+temporary folder first: its kernels load instead of compiling. A writable ``NUMBA_CACHE_DIR`` is used
+as it always was.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 
 import numba
@@ -29,16 +33,24 @@ def _use_temporary_cache() -> bool:
     """Point Numba's cache at a new temporary folder; False when none can be made."""
     global _fallback
     if _fallback is None:
+        given = os.environ.get("NUMBA_CACHE_DIR", "")
         try:
-            numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="stc-zoo-numba-")
+            tmp = tempfile.mkdtemp(prefix="stc-zoo-numba-")
+            if given and os.path.isdir(given):  # a read-only cache made at build time: Numba reads it only here
+                shutil.copytree(given, tmp, dirs_exist_ok=True)
+            numba.config.CACHE_DIR = tmp
             _fallback = "temporary"
-            where = f"a temporary folder ({numba.config.CACHE_DIR}), again in every process"
         except OSError:
             _fallback = "none"
-            where = "memory only, again in every process"
-        log.warning("stc-zoo: Numba cannot write its cache beside the package or in the user's cache folder "
-                    "(a read-only install?), so the CPU kernels compile into %s: set NUMBA_CACHE_DIR to a writable "
-                    "folder, filled once at image build time, to start fast", where)
+        if given and _fallback == "temporary":
+            log.info("stc-zoo: NUMBA_CACHE_DIR %s is read-only, and Numba only reads a cache it can write: its "
+                     "kernels were copied into %s", given, tmp)
+        else:
+            where = (f"a temporary folder ({tmp}), again in every process" if _fallback == "temporary" else
+                     "memory only, again in every process")
+            log.warning("stc-zoo: Numba cannot write its cache beside the package or in the user's cache folder "
+                        "(a read-only install?), so the CPU kernels compile into %s: fill a NUMBA_CACHE_DIR at "
+                        "image build time (stc-zoo warmup) to start fast", where)
     return _fallback == "temporary"
 
 

@@ -562,6 +562,26 @@ def seen_in_training(model: StcSNN, reader: str, split: str, dataset, indices) -
     return None if seen is None else len(seen.intersection(evaluated))
 
 
+def warmup(args) -> list[dict]:
+    """Compile (or load) the CPU kernels MODELs need into Numba's cache, so later processes start fast: run it
+    where the cache is written at image build time (``NUMBA_CACHE_DIR``) and read-only containers use it."""
+    import numba
+
+    names = args.models or sorted(name for name, entry in REGISTRY.items() if entry.bundled is not None)
+    done = []
+    for name in names:
+        start = time.perf_counter()
+        model = StcSNN.from_pretrained(name)
+        events = synthetic_events(model.config.input.sensor_size, 4 * model.config.input.min_events, seed=0)
+        model.predict(events)
+        if model.config.input.streamable:  # the streaming path's kernels too
+            model.stream().push(events)
+        done.append({"model": name, "seconds": round(time.perf_counter() - start, 2)})
+        print(f"warm: {name} ({done[-1]['seconds']:.1f} s)")
+    print(f"Numba cache: {numba.config.CACHE_DIR or 'beside the package (__pycache__) or in the user cache folder'}")
+    return done
+
+
 def export(args) -> list[Path]:
     """The model in another framework's form (``stc_zoo.export``): the files written."""
     from . import export as exporters
@@ -691,6 +711,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate.command import add_arguments
 
     add_arguments(si)
+
+    wu = sub.add_parser("warmup", help="compile the CPU kernels the models need into Numba's cache (an image "
+                        "build step: NUMBA_CACHE_DIR=/opt/numba stc-zoo warmup)",
+                        description="compile the CPU kernels the models need into Numba's cache, so later "
+                        "processes (a read-only container) load them instead of compiling")
+    wu.add_argument("models", nargs="*", metavar="MODEL", help="models to warm (default: the bundled ones)")
+    wu.set_defaults(func=warmup)
 
     ex = command("export", export, "the model for other runtimes: ONNX graphs (one step with explicit state, and a "
                  "whole recording), checked with onnxruntime")

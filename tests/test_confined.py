@@ -63,6 +63,30 @@ def test_a_read_only_install_without_a_writable_home_still_runs_the_cpu_kernels(
     assert done.stdout.strip() == str(cache)
 
 
+def test_a_cache_warmed_at_build_time_serves_a_read_only_container(tmp_path):
+    """stc-zoo warmup fills NUMBA_CACHE_DIR (the image build); a container whose install, home and cache are all
+    read-only then loads every kernel a prediction needs from it: no compilation (Numba's own cache-miss count)."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    warm = subprocess.run([sys.executable, "-m", "stc_zoo.cli", "warmup", "nmnist-t4"], cwd=ROOT, timeout=300,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True)
+    assert warm.returncode == 0 and "warm: nmnist-t4" in warm.stdout, warm.stderr[-2000:]
+    script = """
+        import numba
+        from stc_zoo import StcSNN
+        from stc_zoo.data import synthetic_events
+        from stc_zoo.kernels import compress_numba, snn_numba
+        model = StcSNN.from_pretrained("nmnist-t4")
+        print("label", int(model.predict(synthetic_events((34, 34), 3000))[0]))
+        kernels = [f for m in (compress_numba, snn_numba) for f in vars(m).values() if hasattr(f, "stats")]
+        print("compiled", sum(len(f.stats.cache_misses) for f in kernels), "loaded", sum(len(f.stats.cache_hits) for f in kernels))
+    """
+    done = confined(script, read_only(ROOT, home, cache), HOME=str(home), NUMBA_CACHE_DIR=str(cache))
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled, loaded = (int(v) for v in done.stdout.split("compiled ")[1].split(" loaded "))
+    assert compiled == 0 and loaded > 0 and "Numba cannot write" not in done.stderr, done.stdout + done.stderr[-2000:]
+
+
 def test_a_full_disk_while_saving_is_an_error_naming_the_folder_and_the_old_checkpoint_stays(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()

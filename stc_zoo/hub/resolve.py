@@ -32,7 +32,8 @@ from ..config import LIMITS, MAX_CONFIG_BYTES
 from ..errors import CheckpointError, HubError, WeightsUnavailableError
 from . import checksums
 from .checkpoint import require_files
-from .files import CARD_NAME, CONFIG_NAME, MANIFEST, REPO_FILES, WEIGHTS_NAME
+from .files import CARD_NAME, CONFIG_NAME, MANIFEST, REPO_FILES, SEEN_NAME, WEIGHTS_NAME
+from .seen import MAX_SEEN_BYTES
 
 log = logging.getLogger("stc_zoo")
 _fallbacks_logged: set[str] = set()
@@ -49,7 +50,7 @@ DEADLINE_ENV, DEFAULT_DEADLINE = "STC_ZOO_HUB_DEADLINE", 300.0
 # The most a server may send for each file of a checkpoint repo (and for one API answer): a larger
 # claim (Content-Length) is refused before its first byte, a larger stream when it gets there.
 MAX_BYTES = {CONFIG_NAME: MAX_CONFIG_BYTES, WEIGHTS_NAME: 4 * LIMITS["parameters"] + (1 << 20),
-             MANIFEST: 1 << 12, CARD_NAME: 1 << 20}
+             MANIFEST: 1 << 12, CARD_NAME: 1 << 20, SEEN_NAME: MAX_SEEN_BYTES}
 MAX_API_BYTES = 1 << 22
 
 
