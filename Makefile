@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 # (`make demo STC_ZOO_DATA=PATH` for another; empty: synthetic events).
 STC_ZOO_DATA ?= $(wildcard ../shared/data/nmnist-subset)
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-install setup clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ demo: setup
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+
+# What `pip install` gives: the wheel and the sdist built from this tree, each in a fresh venv with the
+# pinned torch, every command run from outside the checkout (tests/test_installed.py; minutes).
+test-install: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m installed tests/test_installed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

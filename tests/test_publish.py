@@ -84,11 +84,16 @@ def test_validation_refuses_a_damaged_or_incomplete_folder(tiny, damage, match):
         publish.validate(tiny)
 
 
-def test_a_refused_folder_or_repo_id_exits_2(tiny):
+def test_a_refused_folder_or_repo_id_exits_2(tiny, capsys):
+    """Each refusal on its own: a bad repo id on a folder that is fine (it would exit 2 for the folder alone
+    if it were tried on a broken one), and a broken folder under a good repo id."""
+    assert publish.main([str(tiny), "--repo", "acme/tiny", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert publish.main([str(tiny), "--repo", "not a repo id", "--dry-run"]) == 2
+    assert "not a repo id" in capsys.readouterr().err
     (tiny / "README.md").unlink()
     assert publish.main([str(tiny), "--repo", "acme/tiny", "--dry-run"]) == 2
-    (tiny.parent / "ok").mkdir()
-    assert publish.main([str(tiny), "--repo", "not a repo id", "--dry-run"]) == 2
+    assert "README.md" in capsys.readouterr().err
 
 
 def test_verify_data_recomputes_the_stated_accuracy(tmp_path):

@@ -108,14 +108,50 @@ def test_commands_whose_inputs_exist_run(command):
     assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
 
 
+LITERAL = re.compile(r"^([(\['\"\d-]|[A-Za-z_.]+\()")  # a repr: tensor([5]), Decision(...), [(6, '5')], (11, 1, 5)
+
+
+def printed_as_shown(code: str) -> list[str]:
+    """What the README says a block prints: the ``# ...`` comment of each ``print(...)`` line that shows a
+    value (a repr, up to a ``: `` that explains it; ``...`` leaves out the rest of the line, or its start),
+    not one that describes it in words."""
+    shown = []
+    for line in code.splitlines():
+        if not (line.lstrip().startswith("print(") and "#" in line):
+            continue
+        text = line.split("#", 1)[1].strip()
+        if text.startswith("..."):
+            shown.append(text)
+        elif LITERAL.match(text):
+            shown.append(re.split(r"(?<=[)\]]): ", text)[0])
+    return shown
+
+
+def printed(line: str, shown: str) -> bool:
+    if shown.startswith("..."):
+        return line.endswith(shown[3:].strip())
+    return line.startswith(shown.split("...")[0].rstrip(", "))
+
+
 @pytest.mark.parametrize("index", range(len(PYTHON)))
-def test_python_examples_run(index):
+def test_python_examples_run_and_print_what_the_readme_shows(index):
     code = PYTHON[index]
     if "../shared" in code and not SUBSET.is_dir():
         pytest.skip("the example reads ../shared/data/nmnist-subset")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, f"README example {index} failed:\n{code}\n{out.stderr}"
+    lines, position = out.stdout.splitlines(), 0
+    for shown in printed_as_shown(code):  # in order, each on a line of its own
+        found = next((k for k in range(position, len(lines)) if printed(lines[k], shown)), None)
+        assert found is not None, f"README example {index} shows {shown!r}; it prints:\n{out.stdout}"
+        position = found + 1
+
+
+def test_the_readme_python_examples_show_what_they_print():
+    """The check above reads the shown outputs from the comments: there must be some to check."""
+    shown = [s for code in PYTHON for s in printed_as_shown(code)]
+    assert "tensor([5])" in shown and "[(6, '5')]" in shown and any(s.startswith("Decision(") for s in shown)
 
 
 # ------------------------------------------------------------------ shown outputs come from the current code
