@@ -5,6 +5,7 @@ tests (hypothesis) over the readers and the compression.
 The rule for each case is in the docstring of ``stc_zoo.data.check_events``.
 """
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -189,9 +190,15 @@ def test_random_bytes_give_events_or_the_documented_error(reader, with_header, b
             assert str(path) in str(err)
             return
         try:
-            check_events(events, sensor)
-        except EventFormatError:
-            pass
+            checked = check_events(events, sensor, str(path))
+        except EventFormatError as err:  # refused: naming the recording and the field that is wrong
+            assert str(path) in str(err) and re.search(r"field '[xytp]'|fields?|polarity", str(err)), str(err)
+            return
+        # accepted: then it is valid, checked here on its own terms, not by check_events
+        W, H = sensor[0], sensor[1]
+        x, y, t, p = (np.asarray(checked[f]).astype(np.int64) for f in ("x", "y", "t", "p"))
+        assert ((0 <= x) & (x < W)).all() and ((0 <= y) & (y < H)).all()
+        assert np.isin(p, (0, 1)).all() and (t >= 0).all() and (np.diff(t) >= 0).all()
 
 
 def weighted_count(events, T, ratio, split_by, decay):

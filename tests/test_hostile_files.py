@@ -6,12 +6,13 @@ import json
 import shutil
 import struct
 import subprocess
+from unittest import mock
 
 import numpy as np
 import pytest
 
 from eventfiles import AEDAT31_HEADER, random_events, write_aedat31
-from stc_zoo import StcSNN, create_model, zoo
+from stc_zoo import StcNetwork, StcSNN, create_model, zoo
 from stc_zoo.config import LIMITS, MAX_CONFIG_BYTES
 from stc_zoo.data import read_event_file
 from stc_zoo.data.events import MAX_EVENTS
@@ -188,10 +189,21 @@ def test_any_config_value_loads_or_is_a_checkpoint_error(checkpoint, edits):
         data[section][key] = value
     (checkpoint / "config.json").write_text(json.dumps(data))
     (checkpoint / "SHA256SUMS").unlink(missing_ok=True)
-    try:
-        StcSNN.from_pretrained(checkpoint)
-    except CheckpointError:
-        pass
+    weights_bytes = (checkpoint / "model.safetensors").stat().st_size
+    built = []  # bytes of every real (not meta) network built while loading
+
+    def measured_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        built.append(sum(t.numel() * t.element_size() for t in [*self.parameters(), *self.buffers()]
+                         if t.device.type != "meta"))
+
+    real_init = StcNetwork.__init__
+    with mock.patch.object(StcNetwork, "__init__", measured_init):
+        try:
+            StcSNN.from_pretrained(checkpoint)
+        except CheckpointError:
+            pass
+    assert all(b <= weights_bytes for b in built), f"built {max(built):,} bytes of network for {weights_bytes:,} of weights"
 
 
 @FUZZ
