@@ -347,3 +347,21 @@ print(json.dumps({"code": code, "nothing_there": nothing}))
 """
     got = in_fresh_python(code, str(free_port()))
     assert got["code"] == 0 and "no DV stream there" in got["nothing_there"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--packet-events", "0"], "packet_events must be an integer in 1..8188"),
+    (["--packet-events", "9000"], "packet_events must be an integer in 1..8188"),
+    (["--packet-events", "9000", "--no-timestamps"], None),  # 4 bytes an event without timestamps: fits
+    (["--speed", "-1"], "speed must be a finite number >= 0"),
+    (["--udp", "127.0.0.1:0"], "expected HOST:PORT with a port in 1..65535"),
+])
+def test_send_refuses_what_it_cannot_send_with_exit_2(tmp_path, capsys, argv, message):
+    from stc_zoo.cli import main as cli
+
+    path = tmp_path / "rec.npy"
+    np.save(path, events_of(200))
+    udp = [] if "--udp" in argv else ["--udp", "127.0.0.1:9"]  # the discard port: nothing listens, UDP does not mind
+    code = cli(["send", str(path), *udp, *argv])
+    err = capsys.readouterr().err
+    assert (code, message in err if message else "error" not in err) == (0 if message is None else 2, True), err

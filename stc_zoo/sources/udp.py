@@ -15,6 +15,7 @@ since the source opened) and counted (``stats.host_stamped``).
 
 from __future__ import annotations
 
+import math
 import queue
 import socket
 import struct
@@ -158,6 +159,12 @@ def send_udp(events: np.ndarray, host: str, port: int, packet_events: int = 180,
     """Send ``events`` to ``host:port`` in the SPIF word format, ``packet_events`` per datagram (180 x 8
     bytes fits a 1500-byte Ethernet frame), paced at ``speed`` x real time (0: as fast as possible).
     Returns the number of datagrams sent."""
+    most = MAX_DATAGRAM // (8 if timestamps else 4)  # a word per event, and one per timestamp
+    if isinstance(packet_events, bool) or not isinstance(packet_events, int) or not 1 <= packet_events <= most:
+        raise InputError(f"packet_events must be an integer in 1..{most} (a UDP datagram holds at most "
+                         f"{MAX_DATAGRAM:,} bytes), got {packet_events!r}")
+    if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed >= 0):
+        raise InputError(f"speed must be a finite number >= 0 (0: as fast as possible), got {speed!r}")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         t0, begin, sent = (int(events["t"][0]) if len(events) else 0), time.perf_counter(), 0
