@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import SimulationError
 from .images import image_folder, mnist_files, read_idx, read_image
-from .pixel import PixelParams, check_frames, simulate_checked
+from .pixel import check_frames, simulate_checked
 from .saccades import SaccadeParams, saccades
 
 FRAME_SUFFIX = ".npz"
@@ -60,14 +60,13 @@ class MnistImages:
                 "images": [self.indices.start, self.indices.stop], "licence": "MNIST: CC BY-SA 3.0 (LeCun, Cortes)"}
 
 
-class ImageFolder:
-    """The PNG/JPEG images of a ``ROOT/<class>/<image>`` tree (read one at a time, when simulated)."""
+class _LabelledFiles:
+    """A ``ROOT/<class>/<file>`` tree: ``classes`` and ``items`` ``[(file, label), ...]``; an item's own index
+    is its seed."""
 
-    kind = "images"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.classes, self.items = image_folder(root)
+    root: Path
+    classes: tuple[str, ...]
+    items: list[tuple[Path, int]]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -81,6 +80,16 @@ class ImageFolder:
     def seed(self, i: int) -> int:
         return i
 
+
+class ImageFolder(_LabelledFiles):
+    """The PNG/JPEG images of a ``ROOT/<class>/<image>`` tree (read one at a time, when simulated)."""
+
+    kind = "images"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.classes, self.items = image_folder(root)
+
     def events(self, i: int, params: SaccadeParams, seed: int) -> np.ndarray:
         return saccades(read_image(self.items[i][0]), seed=seed, params=params)
 
@@ -88,7 +97,7 @@ class ImageFolder:
         return {"kind": self.kind, "root": str(self.root), "images": len(self)}
 
 
-class FrameFolder:
+class FrameFolder(_LabelledFiles):
     """Frame arrays of a ``ROOT/<class>/<name>.npz`` tree, each holding ``frames`` ``[N, H, W]`` (linear
     intensity) and ``times_us`` ``[N]``; simulated by the pixel model alone (no saccades)."""
 
@@ -104,18 +113,6 @@ class FrameFolder:
         if not self.items:
             raise SimulationError(f"{root}: no frame arrays (expected ROOT/<class>/<name>.npz holding 'frames' "
                                   "[N, H, W] and 'times_us' [N])")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def label(self, i: int) -> int:
-        return self.items[i][1]
-
-    def name(self, i: int) -> str:
-        return self.items[i][0].stem
-
-    def seed(self, i: int) -> int:
-        return i
 
     def frames(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         path = self.items[i][0]
@@ -155,7 +152,3 @@ def open_source(kind: str, root: str | os.PathLike, indices: range | None = None
         return FrameFolder(root)
     raise SimulationError(f"unknown source kind {kind!r}: 'mnist', 'images' or 'frames'")
 
-
-def pixel_only(params: PixelParams) -> SaccadeParams:
-    """Saccade parameters that only carry ``params`` (frame folders use the pixels alone)."""
-    return SaccadeParams(pixel=params)
