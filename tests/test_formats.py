@@ -97,6 +97,17 @@ def test_a_folder_of_camera_files_trains_and_predicts_with_fit(tmp_path):
             write_aedat4(tmp_path / "davis" / name / f"{i}.aedat4", x // 2 + 173 * c, y, t, p)
     data = EventFolder(tmp_path / "davis")
     assert data.classes == ("left", "right") and len(data) == 6
-    model = StcSNN.from_pretrained("nmnist-t4", num_classes=2, fit="scale", source_size=(346, 260))
+    # trains: a fine-tune from nmnist-t4 with the camera fitted onto its input, one epoch on the folder
+    from stc_zoo import training as train
+
+    export = tmp_path / "davis-t4"
+    train.main(["--model", "nmnist-t4", "--dataset", "folder", "--init", "nmnist-t4", "--data", str(tmp_path / "davis"),
+                "--out", str(tmp_path / "run"), "--cache-dir", "", "--epochs", "1", "--batch-size", "3",
+                "--set", "val_fraction=0", "--set", "fit=scale", "--set", "source_size=[346,260]",
+                "--export", str(export)])
+    model = StcSNN.from_pretrained(export)
+    assert model.config.class_names == ("left", "right") and model.config.input.source_size == (346, 260)
+    # predicts: the trained model, in Python and from the command line, on the camera's own files
     assert model.predict([data[i][0] for i in range(6)]).shape == (6,)
+    assert main(["predict", str(export), str(data.files[0])]) == 0
     assert main(["predict", "nmnist-t4", str(data.files[0]), "--fit", "scale", "--sensor", "346x260"]) == 0
