@@ -4,6 +4,8 @@ import dataclasses
 import json
 import shlex
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -218,6 +220,40 @@ def test_bundled_nmnist_t4_states_a_cross_validated_estimate_that_its_command_re
     assert args.folds == stated.folds and recipe.seed == stated.seed and args.export is not None
     assert config == StcSNN.from_pretrained("nmnist-t4").config == get_entry("nmnist-t4").config
     assert "1,000-recording subset of N-MNIST" in card.text
+
+
+LOGS = Path(__file__).resolve().parents[1] / "training" / "logs"
+
+
+@pytest.mark.parametrize("name", ["nmnist-t4", "nmnist-stream-20ms"])
+def test_every_number_a_bundled_card_states_is_its_run_log(name):
+    """The card's per-fold accuracies, mean, spread, seed and command are those of the cross-validation run
+    that produced them (training/logs/<name>-cv<K>.json, copied from the run's cv.json)."""
+    card, stated = read_card(get_entry(name).bundled / "README.md")
+    log = json.loads((LOGS / f"{name}-cv{stated.folds}.json").read_text())
+    assert [round(a, 6) for a in stated.per_fold] == [round(a, 6) for a in log["per_fold"]]
+    assert (stated.folds, stated.seed, stated.samples) == (log["folds"], log["seed"], log["samples"])
+    assert stated.percent == round(log["mean"] * 100, 2) and stated.std == pytest.approx(log["std"])
+    assert log["command"] in card.text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
+def test_one_fold_of_the_bundled_nmnist_t4_recipe_gives_its_logged_number_again(tmp_path):
+    """Fold 1 of the card's command, rerun with the thread count the log's run used (1, two folds at a time),
+    gives the logged accuracy (about 3 minutes)."""
+    from stc_zoo.training import main as train_main
+
+    card, stated, command = bundled_card()
+    log = json.loads((LOGS / f"nmnist-t4-cv{stated.folds}.json").read_text())
+    argv = shlex.split(command)[2:]
+    argv = [a for a in argv if a != "--export"]
+    cut = argv.index(next(a for a in argv if a.startswith("runs/") and a.endswith("/export")))
+    argv = argv[:cut] + argv[cut + 1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "cv")
+    train_main([*argv, "--fold", "1", "--threads", "1", "--workers", "1", "--cache-dir", ""])
+    got = json.loads((tmp_path / "cv" / "fold-1" / "result.json").read_text())["accuracy"]
+    assert got == pytest.approx(log["per_fold"][0], abs=1e-9)
 
 
 @pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
