@@ -215,6 +215,30 @@ def test_file_replay_paces_packets_and_says_the_time_reached():
 
 
 # ------------------------------------------------------------------ the command line
+def udp_bound(port: int) -> bool:
+    """Whether a socket holds UDP ``port`` (Linux's socket table: reading it cannot take the port from the
+    receiver, as a probe that binds it for a moment could)."""
+    table = Path("/proc/net/udp")
+    if table.is_file():
+        return any(line.split()[1].endswith(f":{port:04X}") for line in table.read_text().splitlines()[1:])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # elsewhere: try to bind it
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_until_bound(port: int, hang_guard_s: float = 300.0) -> None:
+    """Return once the receiver holds UDP ``port`` (it binds once warmed up, right before it says it listens):
+    an event to wait for, not a guess at how long the warm-up takes."""
+    give_up = time.monotonic() + hang_guard_s
+    while not udp_bound(port):
+        if time.monotonic() > give_up:
+            raise AssertionError(f"nothing bound 127.0.0.1:{port} within {hang_guard_s:g} s")
+        time.sleep(0.01)
+
+
 def test_stream_command_takes_a_live_udp_feed_and_send_sends_one(tmp_path, capsys):
     from stc_zoo.cli import main
 
@@ -225,7 +249,7 @@ def test_stream_command_takes_a_live_udp_feed_and_send_sends_one(tmp_path, capsy
         port = probe.getsockname()[1]  # a free port, released for the receiver
 
     def sender():
-        time.sleep(2.0)  # after the receiver's warm-up; it waits up to --wait for the first datagram
+        wait_until_bound(port)  # the receiver binds once warmed up: it then takes every datagram
         main(["send", str(path), "--udp", f"127.0.0.1:{port}", "--speed", "0"])
 
     thread = threading.Thread(target=sender)
@@ -255,8 +279,8 @@ def test_a_live_feed_from_a_larger_camera_is_fitted_as_a_file_is(tmp_path, capsy
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     fit = ["--fit", "crop", "--sensor", "128x128", "--threshold", "0.05", "--min-steps", "3"]  # decides at 60 ms
-    thread = threading.Thread(target=lambda: (time.sleep(2.0), main(["send", str(path), "--udp", f"127.0.0.1:{port}",
-                                                                      "--speed", "0"])))
+    thread = threading.Thread(target=lambda: (wait_until_bound(port), main(["send", str(path), "--udp",
+                                                                             f"127.0.0.1:{port}", "--speed", "0"])))
     thread.start()
     code = main(["stream", "nmnist-stream-20ms", "--udp", f"127.0.0.1:{port}", "--timeout", "1", "--wait", "30", *fit])
     thread.join()
