@@ -73,10 +73,14 @@ class Seen:
         return [k for k, (d, image) in enumerate(zip(digests, images)) if d in self.recordings or self.saw_image(image)]
 
     def describe(self) -> str:
-        images = "; ".join(f"{name} images " + ", ".join(f"{a}..{b - 1}" for a, b in runs)
-                           for name, runs in self.images.items())
-        return (f"{len(self.recordings):,} recordings by their events" + (f", and {images}" if images else "")
-                + (f" ({'; '.join(self.sources)})" if self.sources else ""))
+        """In words: how many recordings by their events, which source images (a span and a count where the
+        runs are many), and the sources."""
+        parts = [f"{len(self.recordings):,} recordings by their events"] if self.recordings else []
+        for name, runs in self.images.items():
+            count = sum(b - a for a, b in runs)
+            parts.append(f"{name} images {runs[0][0]}..{runs[0][1] - 1}" if len(runs) == 1 else
+                         f"{count:,} {name} images in {runs[0][0]}..{runs[-1][1] - 1}")
+        return (" and ".join(parts) or "nothing") + (f" ({'; '.join(self.sources)})" if self.sources else "")
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "sources": list(self.sources),
