@@ -97,3 +97,13 @@ def test_one_version_number():
                           timeout=120)
     assert stc_zoo.__version__ == version("stc-zoo")
     assert done.stdout.strip() == f"stc-zoo {version('stc-zoo')}"
+
+
+def test_the_citation_file_names_the_paper_and_this_version():
+    """CITATION.cff (GitHub's "Cite this repository") cites the method's paper and the package at its version."""
+    import yaml
+    from importlib.metadata import version
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and str(cff["version"]) == version("stc-zoo")
+    assert "2203.10006" in str(cff["preferred-citation"]["identifiers"])
