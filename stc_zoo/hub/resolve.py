@@ -40,9 +40,11 @@ _fallbacks_logged: set[str] = set()
 
 # Seconds each Hub request may wait for the server, so an endpoint that accepts connections but
 # never answers cannot stall a load: huggingface_hub's own HF_HUB_ETAG_TIMEOUT (metadata) and
-# HF_HUB_DOWNLOAD_TIMEOUT (transfers) set them; unset, metadata gets 3 s (a zoo entry's bundled
-# copy is then used within seconds) and transfers huggingface_hub's default.
+# HF_HUB_DOWNLOAD_TIMEOUT (transfers) set them; unset, metadata gets 3 s, and 1.5 s for a zoo entry
+# that has a bundled copy to fall back on (the Hub answers in well under a second; a load whose Hub
+# is unreachable then starts within a few seconds), transfers huggingface_hub's default.
 METADATA_TIMEOUT_ENV, DEFAULT_METADATA_TIMEOUT = "HF_HUB_ETAG_TIMEOUT", 3.0
+FALLBACK_METADATA_TIMEOUT = 1.5
 # The whole download of one checkpoint (every request and transfer) must finish within this many
 # seconds (a read timeout bounds only the wait between bytes, so a server trickling a byte a second
 # would otherwise hold a load forever). Checkpoints are a few MB; set it higher on a slow link.
@@ -69,8 +71,9 @@ def _seconds(env: str, default: float) -> float:
     return seconds
 
 
-def metadata_timeout() -> float:
-    return _seconds(METADATA_TIMEOUT_ENV, DEFAULT_METADATA_TIMEOUT)
+def metadata_timeout(fallback: bool = False) -> float:
+    """The metadata wait: HF_HUB_ETAG_TIMEOUT when set, else the default (shorter with a bundled fallback)."""
+    return _seconds(METADATA_TIMEOUT_ENV, FALLBACK_METADATA_TIMEOUT if fallback else DEFAULT_METADATA_TIMEOUT)
 
 
 def download_deadline() -> float:
@@ -79,7 +82,7 @@ def download_deadline() -> float:
 
 def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
              force_download: bool = False, local_files_only: bool = False, token: str | bool | None = None,
-             require_manifest: bool = False) -> Path:
+             require_manifest: bool = False, fallback: bool = False) -> Path:
     """Fetch a checkpoint repo into the huggingface_hub cache; returns its verified snapshot folder.
 
     Raises HubError when the Hub cannot deliver it (missing repo or revision, unreachable or not
@@ -88,11 +91,12 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
     """
     where = f"{repo_id}@{revision or 'main'} ({constants.ENDPOINT})"
     try:
-        with _bounded_requests(metadata_timeout(), download_deadline()):
+        wait = metadata_timeout(fallback)
+        with _bounded_requests(wait, download_deadline()):
             folder = Path(snapshot_download(
                 repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(REPO_FILES),
                 force_download=force_download, local_files_only=local_files_only, token=token,
-                library_name="stc-zoo", etag_timeout=metadata_timeout()))
+                library_name="stc-zoo", etag_timeout=wait))
     except RevisionNotFoundError:
         raise HubError(f"{where}: no such revision (a branch, tag or commit of the repo)") from None
     except (RepositoryNotFoundError, GatedRepoError):
@@ -116,25 +120,36 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | os.P
 @contextlib.contextmanager
 def _bounded_requests(seconds: float, deadline: float):
     """Bound every request huggingface_hub makes inside the block: ``seconds`` per connect and per
-    read, ``deadline`` seconds for all of them together, and ``MAX_BYTES`` per file.
+    read, ``deadline`` seconds for all of them together, and ``MAX_BYTES`` per file; until the server
+    first answers, ``seconds`` for all requests together (huggingface_hub asks for an agent registry with
+    a wait of its own before the repo's info: a server that never answers is not waited on twice).
 
     snapshot_download bounds its per-file requests (``etag_timeout``) but asks for the repo's
     info with no timeout at all, so a server that accepts and never answers would hang it; a
     request hook on huggingface_hub's own HTTP client fills in the missing bound. A response hook
     checks each answer's claimed size and wraps its body in a stream that counts bytes and time.
     """
-    ends = time.monotonic() + deadline
+    begun = time.monotonic()
+    ends = begun + deadline
+    answered = []  # set by the first response: until then, no request may start after ``seconds`` have passed
 
     def bound(request):
-        left = ends - time.monotonic()
+        now = time.monotonic()
+        left = ends - now
         if left <= 0:  # retries after failures count against the deadline too
             raise TransferRefused(f"the download did not finish within {deadline:g} s ({DEADLINE_ENV} sets the limit)")
+        if not answered:  # the server's first answer must come within ``seconds``, whatever is asked first
+            left = min(left, seconds - (now - begun))
+            if left <= 0:
+                raise TransferRefused(f"the Hub did not answer within {seconds:g} s ({METADATA_TIMEOUT_ENV} sets the "
+                                      "wait)")
         # No wait of this request may outlast the deadline; unset waits get ``seconds``.
         timeout = request.extensions.get("timeout") or {}
         request.extensions["timeout"] = {k: min(timeout.get(k) or seconds, left)
                                          for k in ("connect", "read", "write", "pool")}
 
     def guard(response):
+        answered.append(True)
         path = response.request.url.path
         name = path.rsplit("/", 1)[-1] if "/resolve/" in path else "the API answer"
         limit = MAX_BYTES.get(name, MAX_API_BYTES)
@@ -213,7 +228,8 @@ def zoo_folder(name: str, *, revision: str | None = None, **hub_kwargs) -> Path:
     """
     entry = zoo.get_entry(name)
     try:
-        return download(entry.hub_repo, revision=revision, require_manifest=True, **hub_kwargs)
+        return download(entry.hub_repo, revision=revision, require_manifest=True,
+                        fallback=entry.bundled is not None and revision is None, **hub_kwargs)
     except HubError as err:
         if entry.bundled is None:
             raise WeightsUnavailableError(
