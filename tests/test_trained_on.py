@@ -3,6 +3,7 @@ continues a fold only under the same recipe (issue 30's provenance holes)."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,17 @@ def test_a_fold_is_continued_only_under_the_same_recipe(data, tmp_path, capsys):
         assert exit_.value.code == 2 and what in err.split("another recipe (it differs in ")[1].split(")")[0], err
     train(*args, "--init", "nmnist-t4")  # the same recipe: the finished fold is kept
     assert "fold 1/3" in capsys.readouterr().out
+
+
+def test_the_committed_pretrained_weights_say_they_saw_simulations_of_images_1000_to_59999_only():
+    """training/pretrained/nmnist-t4-sim (the start of the fine-tuning runs) saw no real recording and none of
+    the subset's source images (0..999), so a hold-out of the subset is never refused for it, and its card
+    says what it was trained on."""
+    folder = Path(__file__).resolve().parents[1] / "training" / "pretrained" / "nmnist-t4-sim"
+    model = StcSNN.from_pretrained(folder)
+    seen = model.trained_on
+    runs = seen.images["MNIST train"]
+    assert not seen.recordings and runs[0][0] == 1000 and runs[-1][1] == 60000
+    assert 57_000 < sum(b - a for a, b in runs) <= 59_000
+    assert not seen.saw_image(("MNIST train", 999)) and seen.saw_image(("MNIST train", 1000))
+    assert "never on a real recording" in (folder / "README.md").read_text()
