@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from stc_zoo import StcSNN
-from stc_zoo.data import NMNIST
+from stc_zoo.data import NMNIST, stratified_folds
 from stc_zoo.data.compressed import compress_dataset
 from stc_zoo.evaluation import accuracy
 from stc_zoo.hub.seen import identify
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("model", help="checkpoint folder (trained on simulated recordings only)")
     parser.add_argument("--data", default="../shared/data/nmnist-subset", help="the real N-MNIST subset")
     parser.add_argument("--out", type=Path, help="write the numbers here (JSON)")
+    parser.add_argument("--folds", type=int, default=10, help="also per held-out fold of this stratified partition "
+                        "(the cards' cross-validations: 10 folds, seed 1), for paired comparisons")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     model = StcSNN.from_pretrained(args.model)
     dataset = NMNIST(args.data, "train")
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> dict:
         low, high = wilson(round(acc * len(rows)), len(rows))
         result["rows"].append({"recordings": name, "samples": len(rows), "accuracy": acc, "wilson95": [low, high]})
         print(f"{name}: {acc * 100:.2f}% of {len(rows)} [{low * 100:.2f}, {high * 100:.2f}]")
+    folds = stratified_folds(dataset.targets, args.folds, args.seed)
+    result["per_fold"] = [accuracy(model.network, X[f], y[f]) for f in folds]
+    result["folds"], result["seed"] = args.folds, args.seed
+    print(f"per held-out fold ({args.folds} folds, seed {args.seed}): "
+          + ", ".join(f"{a * 100:.1f}" for a in result["per_fold"]))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return result
