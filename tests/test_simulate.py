@@ -66,7 +66,7 @@ def test_a_step_edge_gives_its_expected_count_per_threshold_on_average(contrast)
 
 def test_a_moving_edge_fires_each_pixel_as_it_passes():
     """A bright edge moving right one pixel per frame: each column fires ON at its own frame, in order."""
-    width, floor = 8, 0.02
+    width = 8
     frames = np.stack([np.where(np.arange(width) < k, 1.0, 0.0)[None, :].repeat(3, 0) for k in range(width + 1)])
     times = np.arange(width + 1) * 1000
     events = frames_to_events(frames, times, QUIET.replace(threshold_on=1.0, threshold_off=1.0), seed=0)

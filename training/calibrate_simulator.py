@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from stc_zoo.data.nmnist import NMNIST
-from stc_zoo.simulate import PixelParams, SaccadeParams, saccades
+from stc_zoo.simulate import SaccadeParams, saccades
 from stc_zoo.simulate.images import read_mnist
 from stc_zoo.simulate.saccades import NMNIST_PATH
 
@@ -255,7 +255,7 @@ def figure(cal: Calibration, params: SaccadeParams, images: list[int], path: Pat
                 if row == 0:
                     ax.set_title(f"{what}\nsaccade {k + 1}", fontsize=8)
         if row == 0:
-            axes[row, 0].set_title(f"MNIST image", fontsize=8)
+            axes[row, 0].set_title("MNIST image", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
