@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e ".[viz,formats,simulate]"
+	$(PY) -m pip install --quiet -e ".[viz,formats,simulate,deploy]"
 	touch $@
 
 # NeuroBench is the oracle of the efficiency metrics (tests/test_metrics.py). --no-deps: it pins
