@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Both create .venv on first use.
-# The demo's set-up installs the package and what its commands use (figures, camera formats);
+# The demo's set-up installs the package and what its commands use (figures, camera formats, image
+# simulation, ONNX export);
 # only `make test` adds the test tools (pytest, Triton for the kernel tests, a local Hub server, ...).
 PYTHON ?= python3
 VENV := .venv
