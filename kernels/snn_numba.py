@@ -213,9 +213,14 @@ def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no c
             past[j] = past[T + j]
 
 
+# What a 2x2 window's sum is multiplied by (``quarter`` below), per NetworkConfig.pool; max does not use it.
+POOL_SCALE = {"max": 1.0, "avg": 0.25, "sum": 1.0}
+
+
 @cached_njit(nogil=True)
 def pool2(x, use_max, quarter, out):  # pragma: no cover
-    """2x2 max or average pooling (floor mode), x: ``[N, H, W, C]`` -> out ``[N, H // 2, W // 2, C]``."""
+    """2x2 max, average (``quarter`` 0.25) or sum (``quarter`` 1) pooling (floor mode), x: ``[N, H, W, C]``
+    -> out ``[N, H // 2, W // 2, C]``."""
     N, Ho, Wo, C = out.shape
     for n in range(N):
         for oy in range(Ho):
@@ -246,7 +251,7 @@ def network(x, conv_w, conv_b, taps, beta, use_max, quarter, fc1, fc1_b, fc2, fc
     ``[B, S, C]`` and ``[k_t - 1, B, S, C]``, updated in place; empty arrays for a layer at rest whose
     final state nobody reads (zeros made here: in Python, six ``np.zeros`` cost ~20 us a forward). block_spikes: per block ``[T, B, H, W, C]``
     to record its spikes in, or an empty array not to; lif_spikes: ``[T, B, hidden]`` or empty.
-    quarter: 0.25 in the weights' dtype (average pooling).
+    quarter: what a 2x2 window's sum is multiplied by, in the weights' dtype (0.25 average, 1 sum pooling).
     logits: ``[T * B, classes]``, written. Returns False (and stops) if ``x`` holds NaN or Inf.
     """
     T, B, _, H, W = x.shape

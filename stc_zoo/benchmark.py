@@ -345,7 +345,7 @@ def profile_fast_path(model, events: np.ndarray, runs: int = 200) -> list[dict]:
         h = np.empty((T, B, H // 2, W // 2, c_out), dtype=dtype)
         pooled = h.reshape(T * B, H // 2, W // 2, c_out)
         rows.append({"stage": f"block {i} 2x2 pool", "ms": median_ms(
-            lambda: snn_numba.pool2(s.reshape(T * B, H, W, c_out), net.config.pool == "max", dtype.type(0.25),
+            lambda: snn_numba.pool2(s.reshape(T * B, H, W, c_out), net.config.pool == "max", dtype.type(snn_numba.POOL_SCALE[net.config.pool]),
                                     pooled), runs), "input density": "-", "dense torch ms": "-"})
     feats = h.reshape(T * B, -1)
     hidden = np.empty((T * B, w.fc1.shape[1]), dtype=dtype)

@@ -26,7 +26,7 @@ from .layers import MultiThresholdLIF, TemporalMix
 # Version 1 was one flat object with a ``bn_folded`` field; ``_upgrade_v1`` reads it.
 FORMAT_VERSION = 2
 MAX_CONFIG_BYTES = 1 << 16
-POOLS = ("max", "avg")
+POOLS = ("max", "avg", "sum")
 FITS = (None, "crop", "scale")
 
 # Bounds on what a config may ask for, so a hostile or mistyped config.json is refused before
@@ -179,7 +179,7 @@ class NetworkConfig:
     num_classes: int = 10
     channels: tuple[int, ...] = (32, 64)
     kernel_size: int = 3
-    pool: str = "max"
+    pool: str = "max"  # "max", "avg" or "sum" (2x2)
     hidden: int = 128
     dropout: float = 0.0
     k_t: int = 2

@@ -54,7 +54,7 @@ class StcNetwork(nn.Module):
             blocks.append(SynapticConvBlock(c_in, c_out, config.kernel_size, config.k_t, **lif))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.pool = nn.MaxPool2d(2) if config.pool == "max" else nn.AvgPool2d(2)
+        self.pool = pool_layer(config.pool)
         H, W = self.input_size
         features = c_in * (H >> len(blocks)) * (W >> len(blocks))
         self.dropout = nn.Dropout(config.dropout)
@@ -209,6 +209,14 @@ class StcNetwork(nn.Module):
         """
         if any(k.startswith("blocks.") and k.endswith(".conv.bias") for k in state):
             self.fold_batchnorm()
+
+
+def pool_layer(kind: str) -> nn.Module:
+    """2x2 pooling of spike counts: ``"max"``, ``"avg"`` or ``"sum"`` (NIR's SumPool2d; an average divides
+    the next layer's input by 4, which a network of one-threshold neurons has to learn back)."""
+    if kind == "max":
+        return nn.MaxPool2d(2)
+    return nn.AvgPool2d(2, divisor_override=1 if kind == "sum" else None)
 
 
 def _fused(lif: MultiThresholdLIF, x: torch.Tensor, mix: torch.Tensor | None) -> torch.Tensor:

@@ -238,7 +238,7 @@ def _run(network, x, state, record, w):
     v = tuple(state[name][0] for name, *_ in layers)
     past = tuple(state[name][1] for name, *_ in layers)
     config = network.config
-    if not snn_numba.network(x, w.conv, w.conv_bias, w.taps, w.betas, config.pool == "max", dtype.type(0.25),
+    if not snn_numba.network(x, w.conv, w.conv_bias, w.taps, w.betas, config.pool == "max", dtype.type(snn_numba.POOL_SCALE[config.pool]),
                              w.fc1, w.fc1_bias, w.fc2, w.fc2_bias, *snn_numba.scalars(dtype, config.v_th, config.K),
                              config.reset == "soft", v, past, blocks, lif, logits):
         raise InputError("input holds NaN or Inf")

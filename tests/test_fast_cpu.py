@@ -132,6 +132,7 @@ NETWORKS = [
     dict(sensor_size=(16, 12), channels=(4, 6), hidden=10, k_t=2, K=3, reset="soft", pool="max"),
     dict(sensor_size=(13, 11), channels=(5,), hidden=7, k_t=1, K=1, reset="hard", pool="avg"),
     dict(sensor_size=(9, 17), channels=(3, 4), hidden=6, k_t=3, K=4, reset="hard", pool="max"),
+    dict(sensor_size=(14, 10), channels=(3, 5), hidden=8, k_t=1, K=1, reset="hard", pool="sum"),  # nmnist-lif-t4's kind
 ]
 
 

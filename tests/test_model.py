@@ -178,7 +178,7 @@ def test_truncated_weights_and_missing_files_are_refused(checkpoint):
 
 
 def test_zoo_entries_build_and_untrained_ones_say_how_to_train():
-    assert list_models() == ["cifar10dvs-t4", "dvsgesture-t4", "nmnist-stream-20ms", "nmnist-t4"]
+    assert list_models() == ["cifar10dvs-t4", "dvsgesture-t4", "nmnist-lif-t4", "nmnist-stream-20ms", "nmnist-t4"]
     for name in list_models():
         model = create_model(name)
         c = model.config
