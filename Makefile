@@ -29,10 +29,14 @@ NEUROBENCH := neurobench==2.3.0 snntorch==1.0.0
 # aestream's own UDP sender is a real peer of stc_zoo.sources.UdpSource (tests/test_sources.py); its
 # command-line binary needs none of its Python dependencies (SDL for its viewer).
 AESTREAM := aestream==0.6.4
+# The NIR readers the export is checked with (tests/test_export_nir.py; snnTorch comes with NeuroBench above).
+# --no-deps: their pins clash (Sinabs wants nir<=1.0.4 and samna, Norse torchvision, which breaks beside the
+# CPU torch); what they import is installed, with one nir (the deploy extra's).
+NIR_READERS := nirtorch==2.6 norse==1.1.0 sinabs==3.1.3 pbr==7.1.3
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(PY) -m pip install --quiet --no-deps $(NEUROBENCH) $(AESTREAM)
+	$(PY) -m pip install --quiet --no-deps $(NEUROBENCH) $(AESTREAM) $(NIR_READERS)
 	touch $@
 
 demo: setup

@@ -26,7 +26,8 @@ _EXPORTS = {
     "SpatioTemporalCompression": "transforms",
     "list_models": "zoo",
     **{name: "errors" for name in ("StcError", "EventFormatError", "InputError", "CheckpointError",
-                                    "WeightsUnavailableError", "HubError", "DeviceError", "UnknownModelError")},
+                                    "WeightsUnavailableError", "HubError", "DeviceError", "UnknownModelError",
+                                    "DatasetError", "SimulationError", "ExportError")},
 }
 __all__ = sorted(_EXPORTS)
 

@@ -21,7 +21,7 @@ from .data import READERS, read_event_file, synthetic_events
 from .data.events import check_layout
 from .data.tonic_adapter import dataset_key, reader as get_reader
 from .data.compressed import compress_dataset
-from .errors import CheckpointError, DatasetError, InputError, StcError, WeightsUnavailableError
+from .errors import CheckpointError, DatasetError, ExportError, InputError, StcError, WeightsUnavailableError
 from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
@@ -52,6 +52,17 @@ def sensor_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WxH, e.g. 346x260, got {text!r}") from None
     return W, H
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: a whole number >= 1 (every command that computes takes it, ``train`` included)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
+    return n
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -587,7 +598,14 @@ def export(args) -> list[Path]:
     from . import export as exporters
 
     model = load_model(args)
-    files = exporters.onnx(model, args.out, args.dtype)
+    if args.format == "nir":
+        if args.dtype != "float32":
+            raise ExportError("--dtype: a NIR export is float32 (the readers run float32)")
+        files = exporters.nir(model, args.out, args.dt, args.reader)
+    else:
+        if args.reader is not None:
+            raise ExportError("--reader is for --format nir")
+        files = exporters.onnx(model, args.out, args.dtype)
     print("\n".join(f"wrote {f}" for f in files))
     return files
 
@@ -623,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="events from a camera larger than the model's input: crop a centred window, or "
                                 "scale coordinates down by an integer (with --sensor)")
             p.add_argument("--sensor", type=sensor_size, metavar="WxH", help="the camera's size, for --fit")
+            p.add_argument("--threads", type=thread_count, help="CPU threads for torch and for the Numba "
+                           "kernels' batches (default: torch's, the cores there are)")
         p.set_defaults(func=func)
         return p
 
@@ -720,9 +740,15 @@ def build_parser() -> argparse.ArgumentParser:
     wu.set_defaults(func=warmup)
 
     ex = command("export", export, "the model for other runtimes: ONNX graphs (one step with explicit state, and a "
-                 "whole recording), checked with onnxruntime")
-    ex.add_argument("--format", choices=("onnx",), required=True, help="onnx: step.onnx, sequence.onnx, input.json "
-                    "and a README")
+                 "whole recording), checked with onnxruntime; or a NIR graph for snnTorch, Norse, Sinabs and "
+                 "neuromorphic chips")
+    ex.add_argument("--format", choices=("onnx", "nir"), required=True, help="onnx: step.onnx, sequence.onnx, "
+                    "input.json and a README; nir: network.nir, input.json and a README (one-spike LIF models "
+                    "only, e.g. nmnist-lif-t4)")
+    ex.add_argument("--reader", choices=("snntorch", "norse", "sinabs"), help="nir: write the equivalent "
+                    "parameterisation this reader needs (default: NIR's definitions exactly)")
+    ex.add_argument("--dt", type=float, default=1e-3, help="nir: seconds one step stands for (default 0.001; "
+                    "snnTorch fixes its own)")
     ex.add_argument("--out", type=Path, required=True, help="the folder to write")
     ex.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                     help="the graphs' float type (default float32)")
@@ -766,6 +792,8 @@ def run(argv: list[str]) -> int:
     if getattr(args, "batch", 1) < 1 or getattr(args, "runs", 1) < 1 or getattr(args, "rounds", 1) < 1:
         print("stc-zoo: --batch, --runs and --rounds must be >= 1", file=sys.stderr)
         return 2
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     try:
         args.func(args)
     except (StcError, FileNotFoundError, KeyError) as err:

@@ -66,3 +66,7 @@ class DatasetError(StcError, FileNotFoundError):
 
 class SimulationError(StcError, ValueError):
     """Frames, images or parameters a simulation cannot use (names the file or field and the reason)."""
+
+
+class ExportError(StcError, RuntimeError):
+    """A model that cannot be exported to the format asked for, or an export that failed its own check."""

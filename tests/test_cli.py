@@ -264,3 +264,24 @@ def test_live_benchmark_script_prints_its_tables(capsys):
         assert row in out, row
     rows = [line for line in out.splitlines() if line.startswith("| nmnist") or line.startswith("| DVS128")]
     assert len(rows) == 7 and all(line.split(" | ")[-2] == "0" for line in rows)  # nothing lost at 20k events/s
+
+
+def test_every_command_that_computes_takes_threads_as_train_does(capsys):
+    from stc_zoo.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    with_model = [name for name, p in sub.items() if any(a.dest == "model" for a in p._actions)]
+    assert {"predict", "evaluate", "profile", "stream", "export", "bench"} <= set(with_model)
+    for name in with_model:
+        assert any(a.dest == "threads" for a in sub[name]._actions), name
+    before = torch.get_num_threads()
+    try:
+        code, _, _ = cli(capsys, "info", "nmnist-t4", "--threads", "1")
+        assert code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    for argv in (["evaluate", "nmnist-t4", "--data", "x", "--threads", "0"],
+                 ["train", "--model", "nmnist-t4", "--data", "x", "--threads", "-2"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and "threads >= 1" in capsys.readouterr().err

@@ -27,16 +27,12 @@ import torch
 from torch import nn
 
 from ..atomic import replace_folder_atomically
-from ..errors import StcError
+from ..errors import ExportError
 from ..layers import LayerState
 
 STEP_FILE, SEQUENCE_FILE, INPUT_FILE, README_FILE = "step.onnx", "sequence.onnx", "input.json", "README.md"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPSET = 18
-
-
-class ExportError(StcError, RuntimeError):
-    """A model that cannot be exported to the format asked for, or an export that failed its own check."""
 
 
 def state_layout(network) -> list[tuple[str, str, tuple[int, ...]]]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import thread_count
 from ..data.tonic_adapter import dataset_key
 from ..errors import StcError
 from . import crossval
@@ -30,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=".cache/stc-zoo", help="compressed-data cache ('' disables)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--export", type=Path, help="write the Hub-ready folder of the best weights here")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--threads", type=thread_count, help="CPU threads for torch (as every command takes it)")
     parser.add_argument("--workers", type=int, default=2, help="threads that read and compress the data (default 2)")
     parser.add_argument("--init", metavar="MODEL_OR_FOLDER",
                         help="start from these trained weights (zoo name, checkpoint folder or Hub id): its backbone, "
