@@ -37,7 +37,8 @@ def replace_folder_atomically(path: str | os.PathLike, write: Callable[[Path], o
 
     The swap is one ``renameat2(RENAME_EXCHANGE)`` on Linux, so a kill at any moment leaves the old
     folder or the new one at ``path``, never neither and never a mix; where the kernel or file system
-    lacks it, two renames (a kill between them leaves the old folder at ``.<name>.previous``).
+    lacks it, two renames (a kill between them leaves the old folder at ``.<name>.previous``, which
+    ``interrupted_swap`` finds and the package's loaders read, so a reader still finds one of the two).
     Entries of the old folder for which ``keep(name)`` is true and that ``write`` did not make are
     carried over (hard links where possible). If ``write`` raises, ``path`` is untouched. Temp folders
     that killed writers left beside ``path`` (named with their process id) are removed.
@@ -52,19 +53,33 @@ def replace_folder_atomically(path: str | os.PathLike, write: Callable[[Path], o
         write(tmp)
         if not path.exists():
             os.rename(tmp, path)
+            shutil.rmtree(previous_of(path), ignore_errors=True)  # an interrupted swap's old folder
             return
         for old in path.iterdir():
             if keep(old.name) and not (tmp / old.name).exists():
                 _carry(old, tmp / old.name)
         if _exchange(tmp, path):  # the old folder is at tmp now
             return
-        previous = path.with_name(f".{path.name}.previous")
+        previous = previous_of(path)
         shutil.rmtree(previous, ignore_errors=True)
         os.rename(path, previous)
         os.rename(tmp, path)
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def previous_of(path: Path) -> Path:
+    """Where the two-rename swap parks the old folder between its renames."""
+    return path.with_name(f".{path.name}.previous")
+
+
+def interrupted_swap(path: str | os.PathLike) -> Path | None:
+    """The old folder a swap killed between its two renames left at ``.<name>.previous``, when ``path``
+    itself is missing; else None."""
+    path = Path(path)
+    previous = previous_of(path)
+    return previous if not path.exists() and previous.is_dir() else None
 
 
 def _remove_orphans(path: Path) -> None:

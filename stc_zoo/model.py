@@ -246,7 +246,8 @@ class StcSNN(
                         model_card_kwargs: dict | None = None, **push_to_hub_kwargs) -> str | None:
         """The mixin's ``save_pretrained``, written into a temporary folder beside ``save_directory`` and
         swapped in whole (``stc_zoo.atomic.replace_folder_atomically``): a kill at any moment leaves the
-        old checkpoint or the new one there, never neither. Other files in the folder stay.
+        old checkpoint or the new one there, never neither (or, where the kernel cannot exchange two folders,
+        the old one parked at ``.<name>.previous``, which loading reads). Other files in the folder stay.
 
         Without ``model_card_kwargs``, a model loaded with ``from_pretrained`` keeps its provenance: an
         unchanged copy keeps the source's card (and its result), an edited one gets a card naming the

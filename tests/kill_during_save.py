@@ -1,72 +1,91 @@
-"""SIGKILL ``save_pretrained`` at random moments over a good checkpoint, many times; report what each kill left.
+"""SIGKILL ``save_pretrained`` at every file-system step of a save over a good checkpoint; report what each kill left.
 
-    python tests/kill_during_save.py FOLDER KILLS
+    python tests/kill_during_save.py FOLDER [two-renames]
 
 Forks once per kill (torch is imported once): the child saves model B over FOLDER, which holds model A,
-and is killed after a random delay within the save's duration; the parent then loads FOLDER and records
-whether it holds A, B or neither. Prints one JSON line: {"A": n, "B": n, "neither": [reasons]}.
+and kills itself at the k-th file-system event of the save (Python's audit events: open, rename, link,
+remove, mkdir, rmtree, the ctypes call of the swap), for every k from the first to one past the last, so
+every step is hit by construction, whatever the machine's load. The parent then loads FOLDER and records
+whether it holds A, B or neither. ``two-renames``: the swap's fallback where the kernel has no
+RENAME_EXCHANGE. Prints one JSON line: {"A": n, "B": n, "neither": [reasons], "events": N, "parked": n}
+(parked: kills that left the folder missing and the old one at ``.<name>.previous``, which loading read).
 """
 
 import json
 import os
-import random
 import shutil
 import signal
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import torch
 
-from stc_zoo import StcConfig, StcSNN
+from stc_zoo import StcConfig, StcSNN, atomic
 from stc_zoo.hub.provenance import digest
 
-folder, kills = Path(sys.argv[1]), int(sys.argv[2])
+folder, mode = Path(sys.argv[1]), (sys.argv[2] if len(sys.argv) > 2 else "exchange")
+if mode == "two-renames":
+    atomic._exchange = lambda a, b: False
 config = StcConfig().replace(sensor_size=(34, 34), num_classes=3, T=2, ratio=2, channels=(8,), hidden=16)
 torch.manual_seed(0)
 a, b = StcSNN(config), StcSNN(config)
 a.save_pretrained(folder)
+EVENTS = ("open", "os.rename", "os.link", "os.remove", "os.mkdir", "os.rmdir", "shutil.rmtree", "shutil.copyfile",
+          "tempfile.mkdtemp", "tempfile.mkstemp", "ctypes.call_function")
 
 
-def forked_save_s() -> float:
-    """How long a forked child takes to save B, as the killed children will (pages copied on write, the
-    machine's load as it is now): measured in a child and sent back through a pipe."""
+def save_in_child(kill_at: int | None) -> int:
+    """Save B over FOLDER in a forked child, killed at its ``kill_at``-th event (None: never); the events the
+    child saw, sent back through a pipe when it finishes."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        start = time.perf_counter()
-        b.save_pretrained(folder.with_name("timing"))
-        os.write(write, str(time.perf_counter() - start).encode())
+        count = 0
+
+        def hook(event, args):
+            nonlocal count
+            if event in EVENTS and (event != "open" or _writes(args)):
+                count += 1
+                if count == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        sys.addaudithook(hook)
+        b.save_pretrained(folder)
+        os.write(write, str(count).encode())
         os._exit(0)
     os.waitpid(pid, 0)
     os.close(write)
-    seconds = float(os.read(read, 64).decode())
+    text = os.read(read, 64).decode()
     os.close(read)
-    return seconds
+    return int(text) if text else -1
 
 
-duration = max(forked_save_s() for _ in range(3))
+def _writes(args) -> bool:
+    """An ``open`` that can change a file (a mode with w, a, x or +, or os.open's write flags)."""
+    mode, flags = (args[1], args[2]) if len(args) >= 3 else (args[1] if len(args) > 1 else "r", 0)
+    if isinstance(mode, str):
+        return any(c in mode for c in "wax+")
+    return bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+
+events = save_in_child(None)  # how many events a whole save has (B is then at FOLDER: back to A)
+shutil.rmtree(folder)
+a.save_pretrained(folder)
 digests = {digest(a.network): "A", digest(b.network): "B"}
-seen = {"A": 0, "B": 0, "neither": [], "save_ms": round(duration * 1e3, 2)}
-rng = random.Random(0)
-for i in range(kills):
-    if i % 10 == 0:  # the load may have changed: measure again
-        duration = max(duration * 0.5, forked_save_s())
-    delay = rng.uniform(0, duration * 1.5)  # before, during and after the swap
-    pid = os.fork()
-    if pid == 0:  # the child: save B, killed part-way by the timer
-        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGKILL))
-        signal.setitimer(signal.ITIMER_REAL, max(delay, 1e-6))
-        b.save_pretrained(folder)
-        os._exit(0)
-    os.waitpid(pid, 0)
+seen = {"A": 0, "B": 0, "neither": [], "events": events, "parked": 0}
+for k in range(1, events + 2):
+    save_in_child(k)
     which = None
+    seen["parked"] += atomic.interrupted_swap(folder) is not None  # killed between the fallback's two renames
     try:
-        which = digests.get(digest(StcSNN.from_pretrained(folder).network), "other weights")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the interrupted-swap note
+            which = digests.get(digest(StcSNN.from_pretrained(folder).network), "other weights")
         seen[which] = seen.get(which, 0) + 1
     except Exception as err:  # noqa: BLE001 - the report says what it was
-        seen["neither"].append(f"{type(err).__name__}: {err}")
-    if which == "B":  # back to A for the next kill
-        shutil.rmtree(folder)
+        seen["neither"].append(f"kill at event {k}: {type(err).__name__}: {err}")
+    if which == "B" or not folder.exists():  # back to A for the next kill
+        shutil.rmtree(folder, ignore_errors=True)
         a.save_pretrained(folder)
 print(json.dumps(seen))

@@ -147,12 +147,39 @@ def test_a_second_training_into_the_same_folder_is_refused_and_a_killed_one_leav
     assert again.returncode == 0, again.stderr[-2000:]
 
 
-def test_a_kill_during_save_pretrained_leaves_the_old_checkpoint_or_the_new(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_during_save.py"), str(tmp_path / "ckpt"), "60"],
+@pytest.mark.parametrize("swap", ["exchange", "two-renames"])
+def test_a_kill_at_any_step_of_save_pretrained_leaves_the_old_checkpoint_or_the_new(tmp_path, swap):
+    # a kill at every file-system event of the save, counted (not timed), with the atomic exchange and with the
+    # two-rename fallback of kernels without it (whose kill between renames leaves the folder briefly absent)
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_during_save.py"), str(tmp_path / "ckpt"), swap],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.splitlines()[-1])
-    assert seen["neither"] == [] and seen["A"] + seen["B"] == 60
-    assert seen["A"] >= 5 and seen["B"] >= 5, seen  # the kills landed before and after the swap
+    assert seen["events"] >= 10 and seen["neither"] == [] and seen["A"] + seen["B"] == seen["events"] + 1, seen
+    assert seen["A"] >= 1 and seen["B"] >= 1, seen  # kills before and after the swap
+    assert (seen["parked"] >= 1) == (swap == "two-renames"), seen
     assert len(list(tmp_path.glob(".ckpt.*.tmp"))) <= 1  # killed writers' temp folders are cleared
     assert os.listdir(tmp_path / "ckpt") and StcSNN.from_pretrained(tmp_path / "ckpt")
+    assert not (tmp_path / ".ckpt.previous").exists()
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two-renames"])
+def test_save_pretrained_keeps_the_other_files_in_its_folder(tmp_path, monkeypatch, swap):
+    from stc_zoo import atomic
+
+    if swap == "two-renames":
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    config = StcConfig().replace(sensor_size=(34, 34), num_classes=3, T=2, ratio=2, channels=(8,), hidden=16)
+    torch.manual_seed(0)
+    first, second = StcSNN(config), StcSNN(config)
+    folder = tmp_path / "ckpt"
+    first.save_pretrained(folder)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "plots").mkdir()
+    (folder / "plots" / "loss.csv").write_text("1,2")
+    second.save_pretrained(folder)
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "plots" / "loss.csv").read_text() == "1,2"
+    loaded = StcSNN.from_pretrained(folder)
+    assert all(torch.equal(p, q) for p, q in zip(loaded.network.state_dict().values(),
+                                                  second.network.state_dict().values()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temp or parked folder left beside it

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 try:  # huggingface_hub's HTTP client: httpx2 (its fork) from huggingface_hub 2, httpx before
@@ -28,6 +29,7 @@ from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HFValida
 from huggingface_hub.utils import validate_repo_id
 
 from .. import zoo
+from ..atomic import interrupted_swap
 from ..config import LIMITS, MAX_CONFIG_BYTES
 from ..errors import CheckpointError, HubError, WeightsUnavailableError
 from . import checksums
@@ -255,6 +257,11 @@ def checkpoint_folder(source: str | os.PathLike, **hub_kwargs) -> Path:
     The folder comes back checked: config and weights present, checksums (where listed) matching.
     """
     text = str(source)
+    parked = interrupted_swap(text) if text else None
+    if parked is not None:  # a save was killed between the two renames of its fallback swap
+        warnings.warn(f"{text}: missing, and a save over it was interrupted; loading the checkpoint it replaced, "
+                      f"from {parked} (the next save there clears it)", stacklevel=2)
+        text = str(parked)
     if os.path.isdir(text):
         folder = Path(text)
         require_files(folder)
