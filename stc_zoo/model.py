@@ -270,6 +270,14 @@ class StcSNN(
                                     **push_to_hub_kwargs)
         return None
 
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """The mixin's ``push_to_hub`` (the folder ``save_pretrained`` writes, uploaded), its card naming ``repo_id``."""
+        self._push_repo = repo_id
+        try:
+            return ModelHubMixin.push_to_hub(self, repo_id, **kwargs)
+        finally:
+            self._push_repo = None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         """The mixin's hook: config, weights and ``SHA256SUMS``, refused if the model does not match its config."""
         fresh = StcNetwork(self.config.network, self.config.input.output_size)
@@ -289,8 +297,10 @@ class StcSNN(
         ``extra``.
         """
         target = getattr(self, "_save_target", None)
+        # a card pushed to the Hub names its repo, not the temporary folder the mixin saves into first
+        target = getattr(self, "_push_repo", None) or target
         if not card and name is None and self.provenance is not None and target is not None:
-            text = provenance_card(self.provenance, target, self.config, self.network)
+            text = provenance_card(self.provenance, Path(target), self.config, self.network)
             if text is not None:
                 return ModelCard(text)
         default = str(target) if target is not None else "stc-zoo model"

@@ -221,3 +221,58 @@ def test_every_failure_of_the_hub_is_a_hub_error_and_zoo_names_fall_back(fake_hu
     zoo = run_client(server.endpoint, tmp_path / "hf2", "nmnist-t4")
     assert zoo["ok"] and Path(zoo["folder"]) == BUNDLED, zoo
     assert any("bundled" in w for w in zoo["warnings"]), zoo
+
+
+@pytest.fixture
+def upload_hub(monkeypatch):
+    """A Hub on 127.0.0.1 that takes uploads (uploadhub.py), set as the client's endpoint."""
+    from huggingface_hub import constants
+    from uploadhub import UploadHub
+
+    hubs = []
+
+    def serve(refuse=None):
+        hubs.append(UploadHub(refuse).start())
+        monkeypatch.setattr(constants, "ENDPOINT", hubs[-1].endpoint)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the suite runs offline; this server is on 127.0.0.1
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        return hubs[-1]
+
+    yield serve
+    for hub in hubs:
+        hub.stop()
+
+
+def test_push_to_hub_uploads_what_save_pretrained_writes_and_it_loads_back(upload_hub, tmp_path):
+    hub = upload_hub()
+    torch.manual_seed(0)
+    model = StcSNN(TINY)
+    model.push_to_hub("me/tiny", token="hf_test")
+    model.save_pretrained(tmp_path / "local")
+    uploaded = hub.repos["me/tiny"]
+    assert sorted(uploaded) == sorted(p.name for p in (tmp_path / "local").iterdir())
+    for name, data in uploaded.items():  # the card names the repo where the local one names the folder
+        local = (tmp_path / "local" / name).read_bytes()
+        assert data == (local.replace(str(tmp_path / "local").encode(), b"me/tiny") if name == "README.md" else local)
+    assert hub.validated == 1 and not [u for u in hub.unknown if u.startswith("POST")]
+    back = tmp_path / "downloaded"
+    back.mkdir()
+    for name, data in uploaded.items():
+        (back / name).write_bytes(data)
+    loaded = StcSNN.from_pretrained(back)  # checked against its SHA256SUMS on the way
+    assert digest(loaded.network) == digest(model.network)
+
+
+def test_save_pretrained_with_push_uploads_and_a_refused_upload_keeps_the_saved_folder(upload_hub, tmp_path):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    torch.manual_seed(1)
+    model = StcSNN(TINY)
+    hub = upload_hub()
+    model.save_pretrained(tmp_path / "a", push_to_hub=True, repo_id="me/a", token="hf_test")
+    assert sorted(hub.repos["me/a"]) == sorted(p.name for p in (tmp_path / "a").iterdir())
+    hub = upload_hub(refuse=403)  # a token without write access
+    with pytest.raises(HfHubHTTPError, match="403"):
+        model.save_pretrained(tmp_path / "b", push_to_hub=True, repo_id="me/b", token="hf_test")
+    assert hub.repos.get("me/b", {}) == {}
+    assert digest(StcSNN.from_pretrained(tmp_path / "b").network) == digest(model.network)  # the work is kept
