@@ -54,12 +54,16 @@ class DvSource:
 
     @classmethod
     def camera(cls, name: str = "", **kwargs) -> DvSource:
-        """The iniVation camera on USB called ``name`` (the first one found when empty)."""
-        dv = _dv()
+        """The iniVation camera on USB with serial number ``name`` (the first one found when empty)."""
+        cameras = _dv().io.camera  # dv-processing 2: camera.discover() / camera.open()
+        found = cameras.discover()
+        if not found:
+            raise InputError(f"camera {name or '(any)'}: no iniVation camera found on USB")
         try:
-            reader = dv.io.CameraCapture(name) if name else dv.io.CameraCapture()
-        except RuntimeError as err:
-            raise InputError(f"camera {name or '(any)'}: none found on USB ({err})") from None
+            reader = cameras.open(name) if name else cameras.open()
+        except (RuntimeError, IndexError, ValueError) as err:  # dv-processing's C++ errors as they surface
+            raise InputError(f"camera {name or '(any)'}: cannot open it ({err}); found on USB: "
+                             f"{', '.join(str(d) for d in found)}") from None
         return cls(reader, f"camera {reader.getCameraName()}", **kwargs)
 
     def __iter__(self) -> Iterator[Packet]:
