@@ -29,9 +29,14 @@ def _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us
              out):  # pragma: no cover
     """Check and scatter every event; ``out`` is the flat float64 ``[T, B, 2, Hs, Ws]`` accumulator."""
     B = offsets.size - 1
-    # Pooled coordinates by lookup: no integer division per event.
-    xs = np.arange(W) // spatial
-    ys = (np.arange(H) // spatial) * Ws
+    # Pooled coordinates by lookup: no integer division per event. (Loops, not array expressions: each of those
+    # compiles a ufunc loop, a second of a cold start.)
+    xs = np.empty(W, dtype=np.int64)
+    for i in range(W):
+        xs[i] = i // spatial
+    ys = np.empty(H, dtype=np.int64)
+    for i in range(H):
+        ys[i] = (i // spatial) * Ws
     for b in range(B):
         lo, hi = offsets[b], offsets[b + 1]
         code, i = _sample(x[lo:hi], y[lo:hi], p[lo:hi], t[lo:hi], origins[b], b, B, W, H, Hs * Ws, T * ratio, ratio,
@@ -90,7 +95,10 @@ def _compress(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_u
               weights):  # pragma: no cover
     acc = np.zeros(T * (offsets.size - 1) * 2 * Hs * Ws)
     code, index = _scatter(x, y, p, t, offsets, origins, W, H, Hs, Ws, T, ratio, mode, fine_us, spatial, weights, acc)
-    return acc.astype(np.float32).reshape((T, offsets.size - 1, 2, Hs, Ws)), code, index
+    out = np.empty(acc.size, dtype=np.float32)
+    for i in range(acc.size):  # not acc.astype(): see _scatter's note
+        out[i] = acc[i]
+    return out.reshape((T, offsets.size - 1, 2, Hs, Ws)), code, index
 
 
 @cached_njit(nogil=True)

@@ -146,7 +146,8 @@ def linear_sparse(x, w, bias, out):  # pragma: no cover
     value = np.empty(F, dtype=x.dtype)
     for n in range(N):
         y = out[n]
-        y[:] = bias
+        for o in range(y.shape[0]):  # not y[:] = bias: see tail's note on array assignment
+            y[o] = bias[o]
         nnz = 0
         for f in range(F):
             v = x[n, f]
@@ -206,11 +207,15 @@ def tail(y, w, beta, v_th, kmax, zero, one, soft, v, past, out):  # pragma: no c
                     vb[s, c] = h - spikes * v_th if soft else h * (one - min(max(q, zero), one))
     # The last k_t - 1 inputs (from y, then the old past when y is shorter) become the new past;
     # ascending j reads past[T + j] before it is overwritten.
+    # Element by element: an array assignment (past[j] = y[i]) compiles Numba's broadcasting and its error
+    # messages, seconds of a cold start.
     for j in range(P):
-        if T - P + j >= 0:
-            past[j] = y[T - P + j]
-        else:
-            past[j] = past[T + j]
+        src = y[T - P + j] if T - P + j >= 0 else past[T + j]
+        dst = past[j]
+        for b in range(B):
+            for s in range(S):
+                for c in range(C):
+                    dst[b, s, c] = src[b, s, c]
 
 
 # What a 2x2 window's sum is multiplied by (``quarter`` below), per NetworkConfig.pool; max does not use it.
