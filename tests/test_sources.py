@@ -391,19 +391,14 @@ def test_send_refuses_what_it_cannot_send_with_exit_2(tmp_path, capsys, argv, me
     assert (code, message in err if message else "error" not in err) == (0 if message is None else 2, True), err
 
 
-def test_stream_from_a_camera_that_is_not_there_exits_2_naming_it():
-    code = """
-import json, sys
-import dv_processing as dv
-from stc_zoo.cli import main
-attached = [str(d) for d in dv.io.camera.discover()]
-codes = [main(["stream", "nmnist-stream-20ms", *argv]) for argv in (["--camera"], ["--camera", "DXA00093"])]
-print(json.dumps({"attached": attached, "codes": codes}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                         capture_output=True, text=True, timeout=120)
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    if got["attached"]:
-        pytest.skip(f"an iniVation camera is attached here ({got['attached']}): its absence cannot be tested")
-    assert got["codes"] == [2, 2], out.stderr[-2000:]
-    assert out.stderr.count("no iniVation camera found on USB") == 2 and "Traceback" not in out.stderr
+def test_stream_from_a_camera_that_is_not_there_exits_2_naming_it(capsys):
+    import dv_processing as dv
+
+    from stc_zoo.cli import main
+
+    attached = [str(d) for d in dv.io.camera.discover()]
+    if attached:
+        pytest.skip(f"an iniVation camera is attached here ({attached}): its absence cannot be tested")
+    for argv in (["--camera"], ["--camera", "DXA00093"]):
+        assert main(["stream", "nmnist-stream-20ms", *argv]) == 2
+        assert "no iniVation camera found on USB" in capsys.readouterr().err
