@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 # (`make demo STC_ZOO_DATA=PATH` for another; empty: synthetic events).
 STC_ZOO_DATA ?= $(wildcard ../shared/data/nmnist-subset)
 
-.PHONY: demo test test-install setup clean
+.PHONY: demo test test-install docs setup clean
 
 setup: $(VENV)/.installed
 
@@ -50,8 +50,16 @@ test: $(VENV)/.installed-test
 test-install: $(VENV)/.installed-test
 	$(PY) -m pytest -q -m installed tests/test_installed.py
 
+# The documentation site into site/: strict (a broken link or reference is an error), offline.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site
 
 # The GPU check (issue 25): `make gpu-wheels` here (a machine with a package registry) puts into .gpu/
 # what the GPU machine cannot fetch: this package's wheel, tonic and SpikingJelly with what they need

@@ -89,6 +89,18 @@ def parameters(model: torch.nn.Module) -> int:
 # ---------------------------------------------------------------- commands
 def list_models(args) -> list[dict]:
     """The zoo table; offline (bundled copies and the local Hub cache only)."""
+    rows = zoo_rows()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(table(rows, ["name", "dataset", "T", "input", "params", "trained", "accuracy", "split"]))
+        print("\nuntrained entries: `stc-zoo info NAME` gives the command that trains them")
+    return rows
+
+
+def zoo_rows() -> list[dict]:
+    """One row per zoo entry: name, dataset, T, input, params, trained, accuracy and split (from its card), hub
+    (what ``stc-zoo list`` prints and the docs site's zoo page shows)."""
     rows = []
     for name in sorted(REGISTRY):
         entry = REGISTRY[name]
@@ -102,11 +114,6 @@ def list_models(args) -> list[dict]:
         rows.append({"name": name, "dataset": entry.dataset, "T": c.input.T, "input": f"{W}x{H} -> 2x{h}x{w}",
                      "params": f"{parameters(StcSNN(c)):,}", "trained": trained, "accuracy": accuracy,
                      "split": split, "hub": entry.hub_repo})
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        print(table(rows, ["name", "dataset", "T", "input", "params", "trained", "accuracy", "split"]))
-        print("\nuntrained entries: `stc-zoo info NAME` gives the command that trains them")
     return rows
 
 

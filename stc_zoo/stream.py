@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from .data.events import EVENT_DTYPE, check_events, check_layout
 from .errors import EventFormatError, InputError
 from .kernels import ops
 from .transforms import SpatioTemporalCompression
+
+if TYPE_CHECKING:
+    from .model import StcSNN
 
 # Steps compressed and run in one batch (bounds the memory of a push that completes many steps).
 CHUNK_STEPS = 64
@@ -82,7 +86,7 @@ class StreamSession:
             microseconds; beyond it the push is an EventFormatError and changes nothing.
     """
 
-    def __init__(self, model, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
+    def __init__(self, model: StcSNN, threshold: float | None = None, min_steps: int = 1, record_spikes: bool = False,
                  origin_us: int | None = None, max_gap_us: int = MAX_GAP_US, max_steps: int | None = None):
         config = model.config.input
         if not config.streamable:
@@ -302,7 +306,7 @@ class ContinuousSession:
         max_gap_us: the furthest one push may move the stream ahead, as for ``StreamSession``.
     """
 
-    def __init__(self, model, hop: int | None = None, origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
+    def __init__(self, model: StcSNN, hop: int | None = None, origin_us: int | None = None, max_gap_us: int = MAX_GAP_US):
         T = model.config.input.T
         hop = T if hop is None else hop
         if not isinstance(hop, int) or isinstance(hop, bool) or not 1 <= hop <= T:

@@ -70,9 +70,11 @@ class SpatioTemporalCompression:
         spatial: sum-pooling factor s.
         decay: lam in (0, 1]; 1 is a plain sum.
         step_us: microseconds per step, a multiple of ``ratio`` (``split_by="duration"`` only).
-        fit, source_size, crop_origin: events of another camera (``source_size``), fitted onto
-            ``sensor_size`` first: ``"crop"`` (a centred window, or at ``crop_origin``) or ``"scale"``
-            (integer downscaling, centred). Never done unless asked: off-sensor events are an error.
+        fit: events of another camera (``source_size``), fitted onto ``sensor_size`` first: ``"crop"``
+            (a centred window, or at ``crop_origin``) or ``"scale"`` (integer downscaling, centred).
+            Never done unless asked: off-sensor events are an error.
+        source_size: that camera's ``(W, H)``, with ``fit``.
+        crop_origin: the ``(x, y)`` of the cropped window's corner (``fit="crop"``; centred when None).
         backend: ``"auto"`` (Triton kernel for CUDA devices, Numba kernel on the CPU when numba is
             installed, PyTorch otherwise), ``"triton"``, ``"numba"`` or ``"torch"``; all give the same frames.
     The parameters live in ``self.config`` (an ``InputConfig``, where they are validated).

@@ -1,5 +1,9 @@
-"""The README is executable: its Python examples run, and every command it shows parses with the
-parser of the program it names (flags as written); the commands whose inputs exist here run.
+"""The README and the documentation site are executable: their Python examples run and print what
+they show, and every command they show parses with the parser of the program it names (flags as
+written); the commands whose inputs exist here run and print the lines shown.
+
+The pages are README.md and the Markdown sources of the site (``docs/``, the pages mkdocs.yml builds);
+the site's generated pages (the zoo table, the included repository files) hold no examples of their own.
 
 Commands are the lines of its non-Python code blocks that start with ``.venv/bin/`` (after an
 optional ``$ ``) and its inline code that does. A command runs when it names no placeholder (ROOT, DIR, PATH/TO, org/name) and
@@ -23,13 +27,18 @@ from stc_zoo.cli import build_parser as cli_parser
 from stc_zoo.hub.publish import build_parser as publish_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_hooks" not in p.parts)]
+TEXT = {page.relative_to(ROOT).as_posix(): page.read_text() for page in PAGES}
+README = TEXT["README.md"]
+BLOCKS = [block for text in TEXT.values() for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
-COMMANDS = [line.removeprefix("$ ").split("  #")[0].strip()
-            for lang, code in BLOCKS if lang != "python" for line in code.splitlines()
-            if line.removeprefix("$ ").startswith(".venv/bin/")]
-COMMANDS += sorted(set(re.findall(r"`(\.venv/bin/[^` ]+ [^`]+)`", README)) - set(COMMANDS))  # with arguments
+PYTHON_IDS = [f"{name}-{i}" for name, text in TEXT.items()
+              for i, _ in enumerate(c for lang, c in re.findall(r"```(\w*)\n(.*?)```", text, re.S) if lang == "python")]
+COMMANDS = list(dict.fromkeys(line.removeprefix("$ ").split("  #")[0].strip()
+                              for lang, code in BLOCKS if lang != "python" for line in code.splitlines()
+                              if line.removeprefix("$ ").startswith(".venv/bin/")))
+INLINE = {c for text in TEXT.values() for c in re.findall(r"`(\.venv/bin/[^` ]+ [^`]+)`", text)}
+COMMANDS += sorted(INLINE - set(COMMANDS))  # with arguments
 PLACEHOLDERS = ("ROOT", "DIR", "PATH/TO", "org/name")
 
 
@@ -88,7 +97,9 @@ def runs_here(argv: list[str]) -> bool:
 
 
 def test_the_readme_shows_python_examples_and_commands():
-    assert len(PYTHON) >= 2 and len(COMMANDS) >= 10
+    readme = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+    assert any(lang == "python" for lang, _ in readme) and sum(c.count(".venv/bin/") for _, c in readme) >= 2
+    assert len(PYTHON) >= 5 and len(COMMANDS) >= 20 and len(PAGES) >= 15
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -135,7 +146,7 @@ def printed(line: str, shown: str) -> bool:
     return line.startswith(shown.split("...")[0].rstrip(", "))
 
 
-@pytest.mark.parametrize("index", range(len(PYTHON)))
+@pytest.mark.parametrize("index", range(len(PYTHON)), ids=PYTHON_IDS)
 def test_python_examples_run_and_print_what_the_readme_shows(index):
     code = PYTHON[index]
     if "../shared" in code and not SUBSET.is_dir():

@@ -167,7 +167,7 @@ def _refractory_keep(x, y, t, height, width, refractory_us):  # pragma: no cover
     return keep
 
 
-def frames_to_events(frames, times_us, params: PixelParams = PixelParams(), seed: int = 0) -> np.ndarray:
+def frames_to_events(frames: np.ndarray, times_us: np.ndarray, params: PixelParams = PixelParams(), seed: int = 0) -> np.ndarray:
     """Events a sensor with ``params`` records from ``frames`` (module docstring).
 
     Args:

@@ -193,7 +193,7 @@ def render(image, params: SaccadeParams = SaccadeParams()) -> tuple[np.ndarray, 
     return frames, times
 
 
-def saccades(image, seed: int = 0, params: SaccadeParams | None = None, **changes) -> np.ndarray:
+def saccades(image: np.ndarray, seed: int = 0, params: SaccadeParams | None = None, **changes) -> np.ndarray:
     """Events of a simulated N-MNIST-style recording of a static grey-scale ``image`` ``[h, w]``.
 
     Args:

@@ -39,7 +39,8 @@ class UdpSource:
     """Packets of events received on ``host:port`` (one per datagram).
 
     Args:
-        host, port: where to listen (port 0: any free port; ``address`` says which).
+        host: the address to listen on.
+        port: the port (0: any free port; ``address`` says which).
         sensor_size: ``(W, H)``; events outside it are dropped and counted. None: keep all.
         timeout_s: end the stream after this long without a datagram, once one has arrived.
         wait_s: how long to wait for the first datagram (the sender may start later).
