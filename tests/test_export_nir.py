@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from stc_zoo import ExportError, InputConfig, NetworkConfig, StcConfig, StcSNN
 from stc_zoo.cli import main as cli
 from stc_zoo.export import nir as export_nir
+from stc_zoo.export import nir_readers as readers
 from stc_zoo.export.to_nir import nir_graph, strict_threshold
 from stc_zoo.export.to_onnx import inference_copy
 
@@ -166,90 +167,49 @@ def test_the_export_folder_round_trips_through_nir_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------ the readers
 
-def leaf_spikes(net, kinds) -> tuple[list, list]:
-    """Forward hooks recording the outputs of every module of ``kinds``, in call order."""
-    seen = []
-    for module in net.modules():
-        if isinstance(module, kinds):
-            module.register_forward_hook(lambda m, a, out: seen.append(out[0] if isinstance(out, tuple) else out))
-    return seen
-
-
-def compare(spikes, logits, got_spikes, got_logits, T):
-    """Readers' per-step spike outputs (layer order, per step) and logits against the package's."""
-    names = list(spikes)
-    assert len(got_spikes) == T * len(names)
-    for t in range(T):
-        for j, name in enumerate(names):
-            assert np.array_equal(spikes[name][t] > 0, got_spikes[t * len(names) + j].detach().numpy() > 0), (t, name)
-    np.testing.assert_allclose(got_logits, logits, rtol=0, atol=1e-5)
+def compare(spikes: dict, logits: np.ndarray, got: tuple[np.ndarray, list[np.ndarray]]) -> None:
+    """A reader's per-layer spikes and per-step logits against the package's: equal spikes, logits within 1e-5."""
+    out, layers = got
+    assert len(layers) == len(spikes)
+    for name, s in zip(spikes, layers):
+        assert np.array_equal(spikes[name] > 0, s > 0), name
+    np.testing.assert_allclose(out, logits, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("pool", ["sum", "avg"])
 def test_snntorch_imports_its_variant_with_the_models_spikes(pool):
-    import snntorch
-    from snntorch.import_nir import import_from_nir
-
     model = active_model(pool=pool)
     x = inputs(model)
     logits, spikes = reference(model, x)
-    net = import_from_nir(nir_graph(model, reader="snntorch"))
-    seen = leaf_spikes(net, snntorch.Leaky)
-    with torch.no_grad():
-        out = [net(x[t]) for t in range(x.shape[0])]
-    out = np.stack([(o[0] if isinstance(o, tuple) else o).numpy() for o in out])
-    compare(spikes, logits, seen, out, x.shape[0])
+    compare(spikes, logits, readers.run_snntorch(nir_graph(model, reader="snntorch"), x))
 
 
 @pytest.mark.parametrize("pool", ["sum", "avg"])
 def test_norse_imports_its_variant_with_the_models_spikes(pool):
-    import norse.torch
-    from norse.torch.module.lif_box import LIFBoxCell
-
     model = active_model(pool=pool)
     x = inputs(model)
     logits, spikes = reference(model, x)
     dt = 0.005
-    net = norse.torch.from_nir(nir_graph(model, dt, reader="norse"), dt=dt)
-    seen = leaf_spikes(net, LIFBoxCell)
-    state, out = None, []
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            o, state = net(x[t], state)
-            out.append(o.numpy())
-    compare(spikes, logits, seen, np.stack(out), x.shape[0])
-
-
-def sinabs_run(model, x):
-    """Sinabs' import of the sinabs variant, as imported and with one-spike neurons that reset to zero."""
-    import sinabs
-    from sinabs.activation import MembraneReset, SingleSpike
-
-    T, B = x.shape[:2]
-    runs = {}
-    for neurons in ("as imported", "single spike, reset to zero"):
-        net = sinabs.from_nir(nir_graph(model, reader="sinabs"), batch_size=B)
-        if neurons != "as imported":
-            for module in net.modules():
-                if isinstance(module, sinabs.layers.LIFSqueeze):
-                    module.spike_fn, module.reset_fn = SingleSpike, MembraneReset()
-        seen = leaf_spikes(net, sinabs.layers.LIFSqueeze)
-        with torch.no_grad():
-            out = net(x.transpose(0, 1).flatten(0, 1))  # Sinabs takes [B * T, ...], batch-major
-        out = (out[0] if isinstance(out, tuple) else out).unflatten(0, (B, T)).transpose(0, 1).numpy()
-        runs[neurons] = (out, [s.unflatten(0, (B, T)).transpose(0, 1) for s in seen])
-    return runs
+    compare(spikes, logits, readers.run_norse(nir_graph(model, dt, reader="norse"), x, dt))
 
 
 def test_sinabs_imports_multi_spike_neurons_and_one_spike_neurons_give_the_models_spikes():
     model = active_model()
     x = inputs(model)
     logits, spikes = reference(model, x)
-    runs = sinabs_run(model, x)
-    out, seen = runs["as imported"]
-    assert max(float(s.max()) for s in seen) > 1  # Sinabs' own neurons: several spikes a step
+    graph = nir_graph(model, reader="sinabs")
+    out, layers = readers.run_sinabs(graph, x)
+    assert max(float(s.max()) for s in layers) > 1  # Sinabs' own neurons: several spikes a step
     assert not np.allclose(out, logits, atol=1e-3)
-    out, seen = runs["single spike, reset to zero"]
-    for s, name in zip(seen, spikes):
-        assert np.array_equal(spikes[name] > 0, s.numpy() > 0), name
-    np.testing.assert_allclose(out, logits, rtol=0, atol=1e-5)
+    compare(spikes, logits, readers.run_sinabs(graph, x, one_spike=True))
+
+
+def test_the_plain_export_is_not_what_snntorch_or_norse_read():
+    """The variants exist because the readers differ: handed the plain graph, snnTorch and Norse flatten the batch
+    into the features (NIR's Flatten counts dimensions without it, they pass them to torch as they are)."""
+    model = active_model()
+    x = inputs(model)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        readers.run_snntorch(nir_graph(model), x)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        readers.run_norse(nir_graph(model), x, 1e-3)
