@@ -59,3 +59,66 @@ def test_the_api_reference_covers_every_public_name(site):
 
 def test_the_readme_stays_a_front_page():
     assert len((ROOT / "README.md").read_bytes()) <= 12_000
+
+
+# ------------------------------------------------------------------ the site in a real browser
+FIGURES = {"getting-started": [], "cli": ["show-nmnist-t4-7-00016.png"], "SIMULATION": ["simulator-real-vs-simulated.png"],
+           "results": ["time_to_decision.png"]}
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The built site over http on 127.0.0.1 (search loads its index with fetch, which file:// refuses)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium package): the site is not opened in a browser")
+    with Browser(executable) as b:
+        yield b
+
+
+def test_every_page_loads_in_a_browser_without_console_errors_and_its_figures_show(served, browser):
+    nav = re.findall(r":\s+([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    for page in nav:
+        path = "" if page == "index.md" else page[:-3] + "/"
+        browser.errors.clear()
+        browser.open(f"{served}/{path}")
+        assert browser.errors == [], (page, browser.errors)
+        images = browser.evaluate("Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])")
+        assert all(ok for _, ok in images), (page, images)
+        for figure in FIGURES.get(page[:-3].split("/")[-1], []):
+            assert any(src.endswith(figure) for src, _ in images), (page, figure)
+    assert sum(len(f) for f in FIGURES.values()) == 3
+
+
+def test_navigation_and_search_work_in_a_browser(served, browser):
+    browser.open(f"{served}/")
+    browser.evaluate("document.querySelector('a.md-nav__link[href$=\"zoo/\"]').click()")
+    browser.until("location.pathname === '/zoo/' && document.readyState === 'complete' && "
+                  "!!document.querySelector('article')", "the zoo page after a click")
+    assert "nmnist-t4" in browser.evaluate("document.querySelector('article').innerText")
+    browser.evaluate("""(() => { const input = document.querySelector('.md-search__input');
+        input.focus(); input.value = 'MultiThresholdLIF'; input.dispatchEvent(new Event('input', {bubbles: true})); })()""")
+    found = browser.until("Array.from(document.querySelectorAll('.md-search-result__item a')).map(a => a.href)",
+                          "search results")
+    assert any("/reference/" in href for href in found), found
+    assert browser.errors == [], browser.errors
