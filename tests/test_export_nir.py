@@ -213,3 +213,12 @@ def test_the_plain_export_is_not_what_snntorch_or_norse_read():
         readers.run_snntorch(nir_graph(model), x)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         readers.run_norse(nir_graph(model), x, 1e-3)
+
+
+def test_a_model_that_no_longer_matches_its_config_is_refused_by_both_exporters(tmp_path):
+    model = active_model(sensor=(8, 8), channels=(4,), hidden=8)
+    model.network.fc2 = torch.nn.Linear(8, 3)  # a swapped head; the config still says 10 classes
+    for export in (export_nir, lambda m, p: __import__("stc_zoo.export", fromlist=["onnx"]).onnx(m, p)):
+        with pytest.raises(ExportError, match="does not match its config"):
+            export(model, tmp_path / "out")
+        assert not (tmp_path / "out").exists()

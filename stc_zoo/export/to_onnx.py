@@ -76,12 +76,30 @@ class SequenceGraph(nn.Module):
 
 
 def inference_copy(model, dtype: torch.dtype):
-    """The model's network as the graphs compute it: a copy, BatchNorm folded, the PyTorch reference, eval."""
+    """The model's network as the graphs compute it: a copy, BatchNorm folded, the PyTorch reference, eval.
+    ExportError when the network no longer matches the model's config (a swapped head, an edited layer):
+    the files would describe a model its own input.json does not."""
+    check_matches_config(model)
     network = copy.deepcopy(model.network).cpu().eval()
     network.set_step_mode("m")
     network.fold_batchnorm()
     network.set_backend("torch")
     return network.to(dtype)
+
+
+def check_matches_config(model) -> None:
+    """ExportError unless ``model.network`` has exactly the tensors its config's network has."""
+    from ..errors import CheckpointError
+    from ..hub.checkpoint import check_state
+    from ..network import StcNetwork
+
+    fresh = StcNetwork(model.config.network, model.config.input.output_size)
+    state = model.network.state_dict()
+    fresh.match_form(state)
+    try:
+        check_state(fresh.state_dict(), state, "refusing to export a model that does not match its config")
+    except CheckpointError as err:
+        raise ExportError(str(err)) from None
 
 
 def export_onnx(model, folder: str | os.PathLike, dtype: str = "float32") -> list[Path]:
