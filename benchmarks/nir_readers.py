@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,10 @@ from stc_zoo.data import read_event_file
 from stc_zoo.export import nir_readers as readers
 from stc_zoo.export.to_nir import nir_graph
 from stc_zoo.export.to_onnx import inference_copy
-from stc_zoo.timing import median_ms
+from stc_zoo.benchmark import interleaved
 
 DT = 1e-3
+BASELINE = "package, Numba path (what `predict` runs)"
 
 
 def variants(model) -> dict:
@@ -92,20 +92,15 @@ def main() -> None:
             "Sinabs 3.1 as imported (`--reader sinabs`)": (readers.run_sinabs, readers.load_sinabs(g["sinabs"], 1), ()),
             "Sinabs 3.1, one-spike neurons reset to zero": (readers.run_sinabs,
                                                             readers.load_sinabs(g["sinabs"], 1, True), ())}
-    rows = {"package, Numba path (what `predict` runs)": lambda: model.network(x),
+    rows = {BASELINE: lambda: model.network(x),
             **{name: (lambda run=run, net=net, extra=extra: run(net, x, *extra)) for name, (run, net, extra) in nets.items()}}
-    times = {name: [] for name in rows}
-    for _ in range(args.rounds):
-        for name, fn in rows.items():
-            with torch.no_grad():
-                times[name].append(median_ms(fn, runs=args.runs, warmup=3))
-    base = times["package, Numba path (what `predict` runs)"]
+    with torch.no_grad():
+        timed = interleaved(rows, args.rounds, args.runs, warmup=3, baseline=BASELINE)
     print(f"\nBatch 1, the network on one recording's {model.config.input.T} steps, median of {args.runs} calls, "
-          f"{args.rounds} interleaved rounds, 1 thread:\n")
-    print("| path | ms | x the Numba path |\n|---|---:|---:|")
-    for name, t in times.items():
-        ratio = statistics.median(a / b for a, b in zip(t, base))
-        print(f"| {name} | {statistics.median(t):.3f} | {ratio:.2f} |")
+          f"{args.rounds} interleaved rounds, 1 thread (ratio: the median of the rounds' ratios, and their range):\n")
+    print("| path | ms | x the Numba path | ratio range |\n|---|---:|---:|---|")
+    for row in timed:
+        print(f"| {row['path']} | {row['ms']:.3f} | {row['x fast']:.2f} | {row['ratio min']:.2f}-{row['ratio max']:.2f} |")
 
 
 if __name__ == "__main__":
