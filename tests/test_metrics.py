@@ -216,7 +216,7 @@ def test_the_zoo_cards_state_their_cost():
     from stc_zoo.hub import cost
     from stc_zoo.hub.card import read_card
 
-    for name in ("nmnist-t4", "nmnist-stream-20ms"):
+    for name in ("nmnist-t4", "nmnist-stream-20ms", "nmnist-lif-t4"):
         claim = cost.stated(WEIGHTS / name)
         assert claim is not None and claim["command"].startswith(f"stc-zoo profile {name} --data ")
         assert cost.SECTION in (WEIGHTS / name / "README.md").read_text()

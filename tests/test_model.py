@@ -225,7 +225,7 @@ def test_bundled_nmnist_t4_states_a_cross_validated_estimate_that_its_command_re
 LOGS = Path(__file__).resolve().parents[1] / "training" / "logs"
 
 
-@pytest.mark.parametrize("name", ["nmnist-t4", "nmnist-stream-20ms"])
+@pytest.mark.parametrize("name", ["nmnist-t4", "nmnist-stream-20ms", "nmnist-lif-t4"])
 def test_every_number_a_bundled_card_states_is_its_run_log(name):
     """The card's per-fold accuracies, mean, spread, seed and command are those of the cross-validation run
     that produced them (training/logs/<name>-cv<K>.json, copied from the run's cv.json)."""

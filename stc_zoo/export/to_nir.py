@@ -257,15 +257,15 @@ def export_nir(model, folder: str | os.PathLike, dt: float = 1e-3, reader: str |
 _LOAD = {
     None: "import nir\ngraph = nir.read(\"network.nir\")   # a chain: input -> ... -> output",
     "snntorch": "import nir\nfrom snntorch.import_nir import import_from_nir\n"
-                "net = import_from_nir(nir.read(\"network.nir\"))   # dt = 1e-4, fixed by snnTorch\n"
+                "net = import_from_nir(nir.read(\"network.nir\", type_check=False))  # Flatten as torch counts; dt 1e-4\n"
                 "for x in steps:                  # each [B, 2, H, W], float32\n"
                 "    logits, _ = net(x)           # snntorch.utils.reset(net) between recordings",
     "norse": "import nir, norse.torch\n"
-             "net = norse.torch.from_nir(nir.read(\"network.nir\"), dt={dt})\n"
+             "net = norse.torch.from_nir(nir.read(\"network.nir\", type_check=False), dt={dt})  # Flatten as torch counts\n"
              "state = None\nfor x in steps:                  # each [B, 2, H, W], float32\n"
              "    logits, state = net(x, state)",
     "sinabs": "import nir, sinabs\n"
-              "net = sinabs.from_nir(nir.read(\"network.nir\"), batch_size=B)\n"
+              "net = sinabs.from_nir(nir.read(\"network.nir\", type_check=False), batch_size=B)  # per-channel neurons\n"
               "logits = net(x.flatten(0, 1))      # x [B, T, 2, H, W] -> [B * T, classes]",
 }
 

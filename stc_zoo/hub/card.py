@@ -142,6 +142,8 @@ def render_card(name: str, config: StcConfig, dataset: str | None = None, data_n
         bn_folded: whether the weights have BatchNorm folded into the convs.
     """
     i, n = config.input, config.network
+    neurons = (f"multi-threshold LIF neurons (K = {n.K})" if n.K > 1 else
+               "one-threshold LIF neurons (K = 1: one spike a step" + (", reset to zero)" if n.reset == "hard" else ")"))
     results = ("No accuracy is stated for these weights: they were saved without a measured result."
                if result is None else
                f"| split | samples | accuracy |\n|---|---|---|\n"
@@ -154,7 +156,7 @@ def render_card(name: str, config: StcConfig, dataset: str | None = None, data_n
 
 A spiking neural network for {dataset or "event-camera"} event streams, implementing *{PAPER}* (Xu, Liu, Yang;
 arXiv 2203.10006): events are compressed into T = {i.T} steps of synaptic current, then classified by
-synaptic convolutional blocks with multi-threshold LIF neurons (K = {n.K}).
+synaptic convolutional blocks with {neurons}.
 
 ## Load it
 
