@@ -3,7 +3,7 @@
 The wheel and the sdist are built from this tree, each installed into a fresh venv with the pinned CPU
 torch, and every command then runs from a folder outside the checkout, with nothing of the checkout on
 ``sys.path``: list, info, predict, show, stream of a file, send and stream over loopback UDP, profile,
-evaluate, a one-epoch train on a tiny folder, simulate, export and warmup, and the README's Python
+evaluate, a one-epoch train on a tiny folder, simulate, export (ONNX and NIR) and warmup, and the README's Python
 quickstart. The sdist's venv runs the quickstart and a prediction (the same code, built another way).
 Minutes of installing and compiling: not part of ``make test``.
 """
@@ -131,6 +131,8 @@ def test_every_command_runs_from_the_installed_wheel(built, workplace, tmp_path)
     assert len(list((workplace / "sim" / "Train").rglob("*.bin"))) == 4
     stc("export", "nmnist-t4", "--format", "onnx", "--out", "onnx")
     assert (workplace / "onnx" / "step.onnx").is_file()
+    stc("export", "nmnist-lif-t4", "--format", "nir", "--out", "nir")
+    assert (workplace / "nir" / "network.nir").is_file()
     assert "warm: nmnist-t4" in stc("warmup", "nmnist-t4")
     for code in python_blocks():
         run(bin_, workplace, env, "python", "-c", code)
