@@ -277,3 +277,11 @@ def test_each_variant_written_to_disk_reads_back_and_runs_in_its_reader(tmp_path
            "sinabs": lambda: readers.run_sinabs(graph, x, one_spike=True)}[reader]()
     compare(spikes, logits, got)
     assert "type_check=False" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_an_unwritable_place_is_refused_and_nothing_is_left(tmp_path):
+    model = active_model(sensor=(8, 8), channels=(4,), hidden=8)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ExportError, match="cannot write the export there"):
+        export_nir(model, tmp_path / "file" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

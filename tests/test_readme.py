@@ -27,7 +27,10 @@ from stc_zoo.cli import build_parser as cli_parser
 from stc_zoo.hub.publish import build_parser as publish_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_hooks" not in p.parts)]
+# The site's pages: README.md, docs/, and the repository files the site includes as pages (docs/_hooks/generate.py)
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_hooks" not in p.parts),
+         *(ROOT / f for f in ("training/RESULTS.md", "training/README.md", "BENCHMARKS.md", "kernels/BENCHMARKS.md",
+                              "hub/README.md"))]
 TEXT = {page.relative_to(ROOT).as_posix(): page.read_text() for page in PAGES}
 README = TEXT["README.md"]
 BLOCKS = [block for text in TEXT.values() for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
