@@ -28,7 +28,7 @@ def find_chromium() -> str | None:
 class Browser:
     """One headless Chromium with one page; a context manager."""
 
-    def __init__(self, executable: str, timeout_s: float = 30.0):
+    def __init__(self, executable: str, timeout_s: float = 120.0):  # a hang guard: a loaded machine is slow
         self.profile = tempfile.mkdtemp(prefix="stc-zoo-chromium-")
         self.process = subprocess.Popen(
             [executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -114,7 +114,12 @@ class Browser:
 
         def ready():
             nonlocal value
-            value = self.evaluate(script)
+            try:
+                value = self.evaluate(script)
+            except RuntimeError as err:  # the page is between two documents: ask again
+                if "navigated or closed" not in str(err) and "context" not in str(err).lower():
+                    raise
+                return False
             return bool(value)
 
         self.wait(ready, what)

@@ -112,7 +112,9 @@ def test_every_page_loads_in_a_browser_without_console_errors_and_its_figures_sh
 
 def test_navigation_and_search_work_in_a_browser(served, browser):
     browser.open(f"{served}/")
-    browser.evaluate("document.querySelector('a.md-nav__link[href$=\"zoo/\"]').click()")
+    browser.loaded = False
+    browser.evaluate("setTimeout(() => document.querySelector('a.md-nav__link[href$=\"zoo/\"]').click(), 0)")
+    browser.wait(lambda: browser.loaded, "the zoo page to load after a click")
     browser.until("location.pathname === '/zoo/' && document.readyState === 'complete' && "
                   "!!document.querySelector('article')", "the zoo page after a click")
     assert "nmnist-t4" in browser.evaluate("document.querySelector('article').innerText")

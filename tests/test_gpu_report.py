@@ -24,8 +24,9 @@ def test_the_gpu_report_runs_every_section_in_a_dry_run(tmp_path):
     s = report["sections"]
     assert "passed" in s["parity_tests"]["summary"] and "failed" not in s["parity_tests"]["summary"]
     assert s["float64_case"]["spikes_equal"] and s["float64_case"]["h_equal"]
-    assert {r["model"] for r in s["zoo_parity"]["rows"]} == {"nmnist-t4", "nmnist-stream-20ms", "dvsgesture-t4",
-                                                             "cifar10dvs-t4"}
+    from stc_zoo.zoo import REGISTRY
+
+    assert {r["model"] for r in s["zoo_parity"]["rows"]} == set(REGISTRY)  # every zoo entry
     assert all(r["spikes triton == torch"] and r["labels equal to CPU"] for r in s["zoo_parity"]["rows"])
     assert s["streaming"]["bit_equal"] and s["compile_graphs"]["compile"]["ok"]
     assert s["kernels"]["rows"] and s["end_to_end"]["rows"] and s["end_to_end"]["training"]

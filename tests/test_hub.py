@@ -4,6 +4,7 @@ Each client runs in a fresh interpreter with HF_ENDPOINT pointed at the server a
 HF_HOME (see hubserver.py); nothing is mocked and nothing leaves the machine.
 """
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -251,9 +252,19 @@ def test_push_to_hub_uploads_what_save_pretrained_writes_and_it_loads_back(uploa
     model.save_pretrained(tmp_path / "local")
     uploaded = hub.repos["me/tiny"]
     assert sorted(uploaded) == sorted(p.name for p in (tmp_path / "local").iterdir())
-    for name, data in uploaded.items():  # the card names the repo where the local one names the folder
-        local = (tmp_path / "local" / name).read_bytes()
-        assert data == (local.replace(str(tmp_path / "local").encode(), b"me/tiny") if name == "README.md" else local)
+    # The card names the repo where the local one names the folder; config and card are the same bytes. The
+    # weights are the same tensors (safetensors writes its header's metadata in no fixed order, so not always
+    # the same bytes), and the uploaded SHA256SUMS lists the uploaded files' own digests.
+    local = {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir()}
+    assert uploaded["config.json"] == local["config.json"]
+    assert uploaded["README.md"] == local["README.md"].replace(str(tmp_path / "local").encode(), b"me/tiny")
+    from safetensors.torch import load as load_tensors
+
+    up, mine = load_tensors(uploaded["model.safetensors"]), load_tensors(local["model.safetensors"])
+    assert up.keys() == mine.keys() and all(torch.equal(up[k], mine[k]) for k in up)
+    for line in uploaded["SHA256SUMS"].decode().splitlines():
+        digest_, name = line.split(maxsplit=1)
+        assert hashlib.sha256(uploaded[name]).hexdigest() == digest_, name
     assert hub.validated == 1 and not [u for u in hub.unknown if u.startswith("POST")]
     back = tmp_path / "downloaded"
     back.mkdir()
