@@ -17,8 +17,6 @@ import io
 import numpy as np
 import torch
 
-READER_DT = {"snntorch": 1e-4}  # the dt a reader simulates with whatever it is told
-
 
 @contextlib.contextmanager
 def _hooks(net: torch.nn.Module, kinds):
