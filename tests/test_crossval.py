@@ -15,7 +15,7 @@ from eventfiles import write_tiny_nmnist
 from stc_zoo import StcSNN
 from stc_zoo import training as train
 from stc_zoo.training import crossval
-from stc_zoo.data import stratified_folds
+from stc_zoo.data import stratified_folds, stratified_subset
 from stc_zoo.errors import CheckpointError
 from stc_zoo.hub.card import CardResult, read_card
 from stc_zoo.hub.holdout import held_out
@@ -42,6 +42,34 @@ def test_stratified_folds_refuse_impossible_requests():
         stratified_folds([0, 1, 0], 1)
     with pytest.raises(ValueError, match="at least 5 samples"):
         stratified_folds([0, 1, 0], 5)
+
+
+@pytest.mark.parametrize("n, size", [(900, 100), (900, 300), (37, 10), (37, 3), (37, 37)])
+def test_stratified_subset_has_the_size_asked_with_the_class_proportions(n, size):
+    labels = np.random.default_rng(n).integers(0, 7, n)
+    chosen = stratified_subset(labels, size, seed=1)
+    assert len(chosen) == len(set(chosen)) == size and chosen == sorted(chosen) and set(chosen) <= set(range(n))
+    for c in np.unique(labels):  # each class within one recording of its share
+        assert abs(int((labels[chosen] == c).sum()) - (labels == c).mean() * size) < 1
+    assert chosen == stratified_subset(labels, size, seed=1)
+    assert size == n or chosen != stratified_subset(labels, size, seed=2)
+    with pytest.raises(ValueError, match="0..37"):
+        stratified_subset(labels[:37], 38)
+
+
+def test_train_limit_cuts_the_training_part_and_leaves_the_holdout_alone():
+    from stc_zoo.training.config import TrainConfig, TrainError
+    from stc_zoo.training.data import holdout_split
+
+    labels = np.random.default_rng(0).integers(0, 10, 1000).tolist()
+    full_kept, full_held = holdout_split(labels, TrainConfig(folds=10, fold=3, seed=1))
+    kept, held = holdout_split(labels, TrainConfig(folds=10, fold=3, seed=1, train_limit=100))
+    assert held == full_held and len(kept) == 100 and set(kept) < set(full_kept)
+    full_kept, full_held = holdout_split(labels, TrainConfig(val_fraction=0.2, seed=1))
+    kept, held = holdout_split(labels, TrainConfig(val_fraction=0.2, seed=1, train_limit=300))
+    assert held == full_held and len(kept) == 300 and set(kept) < set(full_kept)
+    with pytest.raises(TrainError, match="leaves only 900"):
+        holdout_split(labels, TrainConfig(folds=10, fold=3, seed=1, train_limit=901))
 
 
 def test_summary_uses_the_corrected_variance():

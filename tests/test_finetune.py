@@ -84,6 +84,14 @@ def test_init_from_the_zoo_with_frozen_blocks_trains_only_the_classifier(data, t
             assert torch.equal(tuned[name], tensor), f"{name} moved although the blocks were frozen"
     assert not torch.equal(tuned["fc2.weight"], start["fc2.weight"])  # the classifier trained
     assert not torch.equal(tuned["fc1.weight"], start["fc1.weight"])
+    # its card reproduces both stages: the starting weights' own commands, then this run's
+    from stc_zoo.hub.card import training_commands
+    from stc_zoo.zoo import get_entry
+
+    commands = training_commands(tmp_path / "export")
+    assert commands[0] == "# 1. the starting weights (--init nmnist-t4), as their card gives them:"
+    assert training_commands(get_entry("nmnist-t4").bundled)[-1] in commands
+    assert commands[-2] == "# 2. this model, from them:" and "--init nmnist-t4" in commands[-1]
 
 
 def test_init_that_needs_another_architecture_is_one_line(data, tmp_path, capsys):

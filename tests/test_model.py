@@ -199,10 +199,22 @@ def test_bundled_nmnist_t4_loads_offline_with_an_honest_card(monkeypatch):
     assert "1,000-recording subset of N-MNIST" in card and "cross-validation" in card
 
 
+def card_command(text: str) -> str:
+    """The command a card's result comes from: the last line of its ``## Training`` block (the lines above it,
+    comments and the starting weights' own commands, say how what it started from was made)."""
+    return [line for line in text.split("## Training")[1].split("```")[1].strip().splitlines()
+            if not line.startswith("#")][-1]
+
+
+def log_of(text: str) -> dict:
+    """The run log of a card's command: ``training/logs/<its --out folder's name>.json``."""
+    argv = shlex.split(card_command(text))
+    return json.loads((LOGS / f"{Path(argv[argv.index('--out') + 1]).name}.json").read_text())
+
+
 def bundled_card():
     card, stated = read_card(get_entry("nmnist-t4").bundled / "README.md")
-    command = card.text.split("## Training")[1].split("```")[1].strip()
-    return card, stated, command
+    return card, stated, card_command(card.text)
 
 
 def test_bundled_nmnist_t4_states_a_cross_validated_estimate_that_its_command_reproduces():
@@ -230,7 +242,7 @@ def test_every_number_a_bundled_card_states_is_its_run_log(name):
     """The card's per-fold accuracies, mean, spread, seed and command are those of the cross-validation run
     that produced them (training/logs/<name>-cv<K>.json, copied from the run's cv.json)."""
     card, stated = read_card(get_entry(name).bundled / "README.md")
-    log = json.loads((LOGS / f"{name}-cv{stated.folds}.json").read_text())
+    log = log_of(card.text)
     assert [round(a, 6) for a in stated.per_fold] == [round(a, 6) for a in log["per_fold"]]
     assert (stated.folds, stated.seed, stated.samples) == (log["folds"], log["seed"], log["samples"])
     assert stated.percent == round(log["mean"] * 100, 2) and stated.std == pytest.approx(log["std"])
@@ -245,7 +257,7 @@ def test_one_fold_of_the_bundled_nmnist_t4_recipe_gives_its_logged_number_again(
     from stc_zoo.training import main as train_main
 
     card, stated, command = bundled_card()
-    log = json.loads((LOGS / f"nmnist-t4-cv{stated.folds}.json").read_text())
+    log = log_of(card.text)
     argv = shlex.split(command)[2:]
     argv = [a for a in argv if a != "--export"]
     cut = argv.index(next(a for a in argv if a.startswith("runs/") and a.endswith("/export")))

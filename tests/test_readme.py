@@ -114,7 +114,26 @@ def test_every_command_parses_as_written(command):
         pytest.fail(f"README command does not parse: {command} (exit {exit_.code})")
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if runs_here(shlex.split(c.removeprefix(".venv/bin/")))])
+# ------------------------------------------------------------------ shown outputs come from the current code
+def shown_outputs() -> list[tuple[str, list[str]]]:
+    """``(command, output lines)`` of every ``$ `` prompt in the README's code blocks."""
+    shown = []
+    for lang, code in BLOCKS:
+        if lang == "python":
+            continue
+        current = None  # the prompt whose output this block's lines are
+        for line in code.splitlines():
+            if line.startswith("$ "):
+                current = (line[2:].split("  #")[0].strip(), [])
+                shown.append(current)
+            elif current is not None and line.strip():
+                current[1].append(line)
+    return shown
+
+
+# A command whose output a page shows runs in the test of that output (below), once.
+@pytest.mark.parametrize("command", [c for c in COMMANDS if runs_here(shlex.split(c.removeprefix(".venv/bin/")))
+                                     and c not in {shown for shown, _ in shown_outputs()}])
 def test_commands_whose_inputs_exist_run(command):
     argv = shlex.split(command)
     argv[0] = str(ROOT / argv[0])
@@ -170,23 +189,6 @@ def test_the_readme_python_examples_show_what_they_print():
     assert "tensor([5])" in shown and "[(6, '5')]" in shown and any(s.startswith("Decision(") for s in shown)
 
 
-# ------------------------------------------------------------------ shown outputs come from the current code
-def shown_outputs() -> list[tuple[str, list[str]]]:
-    """``(command, output lines)`` of every ``$ `` prompt in the README's code blocks."""
-    shown = []
-    for lang, code in BLOCKS:
-        if lang == "python":
-            continue
-        current = None  # the prompt whose output this block's lines are
-        for line in code.splitlines():
-            if line.startswith("$ "):
-                current = (line[2:].split("  #")[0].strip(), [])
-                shown.append(current)
-            elif current is not None and line.strip():
-                current[1].append(line)
-    return shown
-
-
 def without_timings(line: str) -> str:
     """A line with its measured times replaced, which no rerun reproduces."""
     line = re.sub(r"(compute|warm-up:) \d+\.\d+ ms", r"\1 # ms", line)
@@ -212,3 +214,14 @@ def test_every_output_the_readme_shows_is_what_the_command_prints(command, shown
         assert expected in printed[position:], f"README shows a line {command!r} no longer prints:\n{line}\n" \
                                                f"it prints:\n" + "\n".join(printed)
         position = printed.index(expected, position) + 1
+
+
+def test_the_readmes_zoo_table_states_each_cards_accuracy():
+    """The README's zoo table is typed; the accuracy in each row is the one its card states (`stc-zoo list`)."""
+    from stc_zoo.cli import zoo_rows
+
+    lines = {line.split("|")[1].strip(" `"): line for line in README.splitlines() if line.startswith("| `")}
+    for row in zoo_rows():
+        assert row["name"] in lines, f"the README's zoo table has no row for {row['name']}"
+        expected = row["accuracy"] if row["accuracy"] != "-" else "not trained yet"
+        assert expected in lines[row["name"]], f"README row of {row['name']} does not state {expected!r}"

@@ -90,8 +90,11 @@ def test_a_digest_is_the_events_not_the_file():
 
 def test_the_bundled_checkpoints_say_what_they_saw():
     model = StcSNN.from_pretrained("nmnist-t4")
-    assert len(model.trained_on.recordings) == 1000
-    assert model.trained_on.images == {"MNIST train": ((0, 1000),)}
+    assert len(model.trained_on.recordings) == 1000  # the subset's real recordings, of MNIST images 0..999
+    ranges = model.trained_on.images["MNIST train"]
+    seen = {i for start, stop in ranges for i in range(start, stop)}
+    # and, through its pretrained start, the simulated saccades of 57,819 of the images 1000..59999
+    assert set(range(1000)) <= seen and len(seen) == 1000 + 57_819 and max(seen) < 60_000
 
 
 def test_a_saved_copy_keeps_trained_on_until_its_weights_change(tmp_path):

@@ -7,7 +7,7 @@ from .files import read_event_file
 from .folder import EventFolder
 from .nmnist import NMNIST, read_nmnist_file
 from .simulated import SimulatedDataset
-from .split import stratified_folds, stratified_split
+from .split import stratified_folds, stratified_split, stratified_subset
 
 # Dataset keys -> reader classes (all take root, split, transform, download): the zoo's datasets
 # in their published layouts, "folder" for any ROOT/<class>/<recording> tree, "simulated" for the
@@ -18,6 +18,7 @@ READERS = {"nmnist": NMNIST, "dvsgesture": DVSGesture, "cifar10dvs": CIFAR10DVS,
 __all__ = [
     "READERS", "read_event_file", "EventFolder",
     "EVENT_DTYPE", "make_events", "synthetic_events", "check_events", "stratified_split", "stratified_folds",
+    "stratified_subset",
     "NMNIST", "read_nmnist_file", "DVSGesture", "read_aedat31", "read_label_windows",
     "CIFAR10DVS", "read_aedat2_cifar10dvs", "SimulatedDataset",
 ]

@@ -49,3 +49,26 @@ def stratified_folds(labels: Sequence[int], folds: int, seed: int = 0) -> list[l
             out[dealt % folds].append(index)
             dealt += 1
     return [sorted(f) for f in out]
+
+
+def stratified_subset(labels: Sequence[int], size: int, seed: int = 0) -> list[int]:
+    """``size`` sample indices with the classes in the proportions of ``labels``, reproducibly, sorted.
+
+    Each class gets its share of ``size`` rounded down, the indices left over going to the classes with the
+    largest remainders (ties to the smaller label); its members are the first of a permutation drawn from
+    ``seed``. A class present in ``labels`` may get none when ``size`` is below the number of classes.
+    """
+    labels = np.asarray(labels)
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(labels):
+        raise ValueError(f"size must be an integer in 0..{len(labels)}, got {size!r}")
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * size / len(labels)
+    quota = np.floor(share).astype(int)
+    for k in sorted(range(len(classes)), key=lambda k: (-(share[k] - quota[k]), k))[:size - quota.sum()]:
+        quota[k] += 1
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label, n in zip(classes, quota):
+        members = np.flatnonzero(labels == label)
+        chosen.extend(members[rng.permutation(len(members))][:n].tolist())
+    return sorted(chosen)

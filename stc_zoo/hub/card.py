@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..config import StcConfig
 from ..errors import CheckpointError
+from .files import CARD_NAME
 
 LIBRARY = "stc-zoo"
 TAGS = ["spiking-neural-network", "event-camera", "neuromorphic", "stc-zoo"]
@@ -212,6 +214,21 @@ def _binning(i) -> str:
                 f"({i.ratio} fine bins of {i.step_us / i.ratio / 1e3:g} ms each; the network saw the first "
                 f"{i.T * i.step_us / 1e3:g} ms of each recording in training; `model.stream()` runs it online)")
     return f"{i.T * i.ratio} fine bins split by {i.split_by}"
+
+
+def training_commands(folder: str | os.PathLike) -> list[str]:
+    """The lines of the ``## Training`` code block of the card in ``folder`` (comments included); [] when the
+    folder has no card, the card no such section, or the section says the command was not recorded."""
+    path = Path(folder) / CARD_NAME
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    if "## Training" not in text:
+        return []
+    section = text[text.index("## Training"):].split("\n## ", 1)[0]
+    block = section.split("```", 2)
+    lines = block[1].strip("\n").splitlines() if len(block) == 3 else []
+    return [] if lines == ["not recorded"] else lines
 
 
 def put_section(text: str, heading: str, body: str) -> str:

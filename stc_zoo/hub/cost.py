@@ -123,12 +123,18 @@ def check(folder: Path, model, root: str | os.PathLike) -> dict | None:
         return None
     decision = claim.get("decision")
     rule = None if decision is None else (decision["threshold"], decision["min_steps"])
-    got = measure(model, root, claim["command"].split()[2], rule)
+    return compare(folder, measure(model, root, claim["command"].split()[2], rule), root)
+
+
+def compare(folder: Path, got: dict, root: str | os.PathLike) -> dict:
+    """``got`` (a ``measure``) when it is the cost the card in ``folder`` states; else CheckpointError naming
+    the measure that differs."""
+    claim = stated(folder)
     for field in ("recordings", *FIELDS):
         if not math.isclose(float(got[field]), float(claim[field]), rel_tol=RTOL, abs_tol=1e-12):
             raise CheckpointError(f"{folder / CARD_NAME}: states {field} = {claim[field]}, the weights give "
                                   f"{got[field]} on {root}")
-    if decision is not None and got["decision"] != claim["decision"]:
+    if claim.get("decision") is not None and got["decision"] != claim["decision"]:
         raise CheckpointError(f"{folder / CARD_NAME}: states the decision {claim['decision']}, the weights give "
                               f"{got['decision']} on {root}")
     return got

@@ -43,12 +43,15 @@ class TrainConfig:
     #                         one process with batch n*B equals n DDP ranks of batch B (training/README.md)
     rotate: float = 0.0  # random rotation of each recording's events, up to this many degrees
     scale: float = 0.0  # random zoom of each recording's events by a factor in [1 - scale, 1 + scale]
+    train_limit: int = 0  # > 0: train on a stratified sample of this many of the recordings the hold-out leaves
+    #                       (drawn from ``seed``; the hold-out unchanged): how a result moves with the data's size
 
     def __post_init__(self):
         for name, kind, low in (("epochs", int, 1), ("batch_size", int, 1), ("seed", int, 0), ("shift", int, 0),
                                 ("lr", float, 0.0), ("weight_decay", float, 0.0), ("label_smoothing", float, 0.0),
                                 ("folds", int, 0), ("fold", int, 0), ("ema", float, 0.0), ("event_drop", float, 0.0),
-                                ("rotate", float, 0.0), ("scale", float, 0.0), ("ghost_batches", int, 1)):
+                                ("rotate", float, 0.0), ("scale", float, 0.0), ("ghost_batches", int, 1),
+                                ("train_limit", int, 0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float) if kind is float else int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"train: {name} must be {'an integer' if kind is int else 'a number'} >= {low}, "

@@ -9,10 +9,11 @@ from tqdm.auto import tqdm
 
 from ..augment import AugmentedEvents, EventAugment
 from ..config import StcConfig
-from ..data import stratified_folds, stratified_split
+from ..data import stratified_folds, stratified_split, stratified_subset
 from ..data.compressed import compress_dataset
 from ..data.tonic_adapter import reader as get_reader
 from ..transforms import SpatioTemporalCompression
+from .config import TrainError
 from .config import TrainConfig, TrainError
 
 
@@ -42,11 +43,19 @@ def augments_events(train: TrainConfig, config: StcConfig) -> bool:
 
 def holdout_split(targets, train: TrainConfig) -> tuple[list[int], list[int]]:
     """``(kept, held)`` sample indices: fold ``train.fold`` of the stratified partition, the per-class
-    ``val_fraction`` hold-out, or everything kept."""
+    ``val_fraction`` hold-out, or everything kept; with ``train.train_limit``, a stratified sample of that many
+    of the kept ones (the hold-out unchanged)."""
     if train.folds:
         held = stratified_folds(targets, train.folds, train.seed)[train.fold - 1]
-        return sorted(set(range(len(targets))) - set(held)), held
-    return stratified_split(targets, train.val_fraction, train.seed)
+        kept = sorted(set(range(len(targets))) - set(held))
+    else:
+        kept, held = stratified_split(targets, train.val_fraction, train.seed)
+    if train.train_limit:
+        if train.train_limit > len(kept):
+            raise TrainError(f"train_limit={train.train_limit}: the hold-out leaves only {len(kept)} recordings to "
+                             "train on")
+        kept = [kept[i] for i in stratified_subset([targets[i] for i in kept], train.train_limit, train.seed)]
+    return kept, held
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:

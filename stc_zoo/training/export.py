@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hub.card import CardResult
+from ..hub.card import CardResult, training_commands
 from ..hub.checkpoint import load_weights
 from ..hub.seen import read_seen
 from ..model import StcSNN
@@ -73,10 +73,20 @@ def export(run, meta: dict, cv: dict | None = None) -> None:
     else:
         result, command = None, meta["command"]
         extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
+    if run.args.init:
+        command = staged_command(run.args.init, init_folder(run.args.init), command)
     model.save_pretrained(run.args.export, model_card_kwargs=dict(
         name=name, dataset=dataset, data_note=data_note, result=result, command=command, extra=extra))
     if result is not None:
         state_cost(Path(run.args.export), name, meta["data"])
+
+
+def staged_command(init: str, folder: Path, command: str) -> str:
+    """A card's training commands for a run started from ``--init init`` (checked out at ``folder``): how the
+    starting weights were made (their card's commands), then ``command``; reproducing the card needs both."""
+    before = training_commands(folder)
+    return "\n".join([f"# 1. the starting weights (--init {init}), as their card gives them:",
+                      *(before or ["#    not recorded on their card"]), "# 2. this model, from them:", command])
 
 
 def state_cost(folder: Path, name: str, data: str) -> None:
