@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/first_prediction.py --file ../shared/data/nmnist-subset/Train/5/00001.bin
 
 Rows (each a fresh interpreter, timed from start to exit, in interleaved rounds; the median is shown):
-- ``stc-zoo predict MODEL FILE`` with an empty Numba cache (a fresh install: every kernel compiles);
-- the same with the cache ``stc-zoo warmup`` filled (a later process, or a container built with it);
+- ``stc-zoo predict MODEL FILE`` with an empty Numba cache (a fresh install): by default the PyTorch
+  reference answers and nothing compiles; with ``STC_ZOO_COMPILE=1`` the fast path compiles first;
+- ``stc-zoo warmup MODEL`` from an empty cache (what an image's build step pays once);
+- ``stc-zoo predict MODEL FILE`` with the cache ``stc-zoo warmup`` filled (the fast path loads);
 - ``StcSNN.from_pretrained(MODEL)`` with ``HF_ENDPOINT`` at a server that accepts connections and never
   answers (a machine whose Hub is unreachable): the bundled copy after the bounded wait;
 - ``import stc_zoo; from stc_zoo import StcSNN`` alone, for scale.
@@ -62,7 +64,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     bin_ = Path(sys.executable).parent
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "NUMBA_", "TRITON_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "NUMBA_", "TRITON_", "STC_ZOO_"))}
     base.update(HF_HUB_OFFLINE="1")
     warm = tempfile.mkdtemp(prefix="numba-warm-")
     subprocess.run([str(bin_ / "stc-zoo"), "warmup", args.model], env={**base, "NUMBA_CACHE_DIR": warm},
@@ -70,20 +72,25 @@ def main() -> None:
     offline = {k: v for k, v in base.items() if k != "HF_HUB_OFFLINE"}
     offline.update(HF_ENDPOINT=silent_endpoint(), HF_HOME=tempfile.mkdtemp(prefix="hf-empty-"), NUMBA_CACHE_DIR=warm)
     predict = [str(bin_ / "stc-zoo"), "predict", args.model, args.file]
-    rows = {"predict, empty Numba cache (cold)": None,
-            "predict, cache filled by stc-zoo warmup (warm)": (predict, {**base, "NUMBA_CACHE_DIR": warm}),
+    rows = {"predict, empty Numba cache (cold; the default: the reference answers)": (predict, {}),
+            "predict, empty Numba cache, STC_ZOO_COMPILE=1 (compiles the fast path first)": (
+                predict, {"STC_ZOO_COMPILE": "1"}),
+            "stc-zoo warmup, empty Numba cache (an image's build step)": (
+                [str(bin_ / "stc-zoo"), "warmup", args.model], {}),
+            "predict, cache filled by stc-zoo warmup (warm: the fast path loads)": (
+                predict, {**base, "NUMBA_CACHE_DIR": warm}),
             "from_pretrained, Hub endpoint silent (bundled copy)": (
                 [sys.executable, "-c", f"from stc_zoo import StcSNN; StcSNN.from_pretrained({args.model!r})"], offline),
             "import stc_zoo and StcSNN only": ([sys.executable, "-c", "from stc_zoo import StcSNN"], base)}
     seconds = {name: [] for name in rows}
     for _ in range(args.rounds):
-        for name, row in rows.items():
-            if row is None:  # a new empty cache every time
+        for name, (argv, env) in rows.items():
+            if "NUMBA_CACHE_DIR" not in env:  # a new empty cache every time
                 cold = tempfile.mkdtemp(prefix="numba-cold-")
-                seconds[name].append(timed(predict, {**base, "NUMBA_CACHE_DIR": cold}))
+                seconds[name].append(timed(argv, {**base, **env, "NUMBA_CACHE_DIR": cold}))
                 shutil.rmtree(cold, ignore_errors=True)
             else:
-                seconds[name].append(timed(*row))
+                seconds[name].append(timed(argv, env))
     print(f"stc-zoo {__version__}, torch {torch.__version__}, numba {numba.__version__}, Python "
           f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; whole processes, median of "
           f"{args.rounds} interleaved rounds\n")

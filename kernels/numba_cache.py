@@ -67,3 +67,16 @@ def cached_njit(**options):
                 return numba.njit(cache=True, **options)(fn)
         return numba.njit(cache=False, **options)(fn)
     return decorate
+
+
+def on_disk(dispatcher) -> bool:
+    """Whether Numba's disk cache holds ``dispatcher`` compiled for this CPU from this source, for some
+    signature: loading it takes milliseconds where compiling takes seconds. Reads Numba's index the way
+    Numba does (a stale source stamp or another Numba version reads as empty); where its internals differ
+    from that, True (the kernels compile on first use, as they always did)."""
+    try:
+        index = dispatcher._cache._cache_file._load_index()
+        magic = dispatcher.targetctx.codegen().magic_tuple()
+    except Exception:  # noqa: BLE001 - an internal API: any change means "cannot tell"
+        return True
+    return any(key[1] == magic for key in index)

@@ -1,8 +1,8 @@
 """The hot-path ops with a backend switch: fused Triton kernels, Numba CPU kernels or the PyTorch references.
 
 ``backend="auto"`` runs the Triton kernels on CUDA tensors (when Triton is installed), the Numba
-kernels on CPU tensors when no gradient is needed (inference; when Numba is installed) and the
-references otherwise; ``"triton"``, ``"numba"`` and ``"torch"`` force one. The Numba kernels are
+kernels on CPU tensors when no gradient is needed (inference; when Numba is installed and its disk cache
+holds them, or compiling was asked for: ``allow_compile``) and the references otherwise; ``"triton"``, ``"numba"`` and ``"torch"`` force one. The Numba kernels are
 inference-only: asked for a gradient, ``"numba"`` runs the reference. On CPU tensors ``"triton"`` runs in
 Triton's interpreter, which must be switched on before Triton is imported
 (``TRITON_INTERPRET=1``); the tests use this to compare kernels and references on a CPU.
@@ -76,10 +76,39 @@ def first_use(name: str, run):
     return result
 
 
+# Whether "auto" runs the Numba kernels on CPU tensors in this process: decided once, at the first such
+# call, so every call of a process (a streaming session and the offline forward it equals) runs one path.
+_fast_path: bool | None = None
+
+
+def fast_path_cached() -> bool:
+    """Whether Numba's disk cache holds the CPU fast path's kernels (the network and the compression) for
+    this CPU: a process then loads them in milliseconds instead of compiling them (~15 s)."""
+    from . import compress_numba, snn_numba
+    from .numba_cache import on_disk
+
+    return on_disk(snn_numba.network) and on_disk(compress_numba._compress)
+
+
+def allow_compile() -> None:
+    """From now on in this process, ``"auto"`` on CPU tensors runs the Numba kernels, compiling what the
+    disk cache lacks on first use (``StcSNN.warmup``, ``stc-zoo warmup`` and the benchmarks call it)."""
+    global _fast_path
+    _fast_path = HAS_NUMBA
+
+
 def _cpu_auto() -> str:
-    global _said_no_numba
+    global _said_no_numba, _fast_path
     if HAS_NUMBA:
-        return "numba"
+        if _fast_path is None:
+            # Compiling costs a cold process ~15 s; the reference answers a few predictions in milliseconds
+            # each. So a process compiles only when asked to (warmup, benchmarks, STC_ZOO_COMPILE=1).
+            _fast_path = os.environ.get("STC_ZOO_COMPILE") == "1" or fast_path_cached()
+            if not _fast_path:
+                log.info("stc-zoo: the CPU fast path is not compiled on this machine yet, so this process runs "
+                         "the PyTorch reference (same results, slower per forward); `stc-zoo warmup` "
+                         "compiles it once (~15 s) for every later process")
+        return "numba" if _fast_path else "torch"
     if not _said_no_numba:
         _said_no_numba = True
         log.warning("stc-zoo: numba is not installed, so CPU inference runs the slower PyTorch reference "

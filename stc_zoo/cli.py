@@ -26,6 +26,7 @@ from .evaluation import accuracy
 from .hub.card import read_card
 from .hub.files import CARD_NAME, WEIGHTS_NAME
 from .hub.holdout import held_out, stated_result
+from .kernels import ops
 from .model import StcSNN
 from .stream import MAX_GAP_US, ContinuousSession
 from .timing import median_ms
@@ -180,6 +181,7 @@ def bench(args) -> dict:
     throughput at batch N on the default path."""
     from . import benchmark
 
+    ops.allow_compile()  # it times the fast path: compiled here where the disk cache lacks it
     model = load_model(args).fuse_for_inference()
     sensor = model.config.input.sensor_size
     if args.events:
@@ -263,6 +265,7 @@ def stream(args) -> dict:
     if len(live) + bool(args.file) != 1:
         raise InputError("stream: give one source: a recording FILE, --udp HOST:PORT, --dv tcp://HOST:PORT or --camera")
     if live:  # warmed up before listening: a sender started on "listening" is served from its first packet
+        ops.allow_compile()  # a live feed runs for long and wants each step fast: the fast path, compiled if need be
         warmup_ms = warm_up(model, synthetic_events(c.camera_size, 2000), args.hop)
         source = live_source(args, model)
         say(f"{source.name}: listening; steps of {c.step_us / 1e3:g} ms; decision {rule}; ends "
@@ -589,11 +592,7 @@ def warmup(args) -> list[dict]:
     done = []
     for name in names:
         start = time.perf_counter()
-        model = StcSNN.from_pretrained(name)
-        events = synthetic_events(model.config.input.sensor_size, 4 * model.config.input.min_events, seed=0)
-        model.predict(events)
-        if model.config.input.streamable:  # the streaming path's kernels too
-            model.stream().push(events)
+        StcSNN.from_pretrained(name).warmup()
         done.append({"model": name, "seconds": round(time.perf_counter() - start, 2)})
         print(f"warm: {name} ({done[-1]['seconds']:.1f} s)")
     print(f"Numba cache: {numba.config.CACHE_DIR or 'beside the package (__pycache__) or in the user cache folder'}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 import sys
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"input   sensor {i.sensor_size[0]}x{i.sensor_size[1]} -> T={i.T} steps (ratio {i.ratio}, split by "
           f"{i.split_by}, decay {i.decay}) x 2 x {i.output_size[0]}x{i.output_size[1]} (spatial /{i.spatial})")
     model.fuse_for_inference()
+    start = time.perf_counter()
+    model.warmup()  # the latencies below are the CPU fast path's
+    print(f"warm-up {time.perf_counter() - start:.1f} s (the CPU kernels compile on a machine's first run, "
+          "then load from Numba's cache)")
 
     samples, labels, source, seen = load_samples(model, entry, args.data, args.samples)
     print(f"data    {source}\n")

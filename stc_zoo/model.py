@@ -160,6 +160,22 @@ class StcSNN(
         offline prediction on that window. Needs a duration-binned model."""
         return ContinuousSession(self, hop, origin_us, max_gap_us)
 
+    def warmup(self) -> StcSNN:
+        """Compile (or load from Numba's disk cache) the kernels this model's predictions and streaming
+        sessions run, and let ``backend="auto"`` use the CPU fast path from now on in this process; returns
+        self. A process whose disk cache lacks them otherwise runs the PyTorch reference (same results,
+        slower per forward) rather than spend ~15 s compiling; one warm-up fills the cache for every later
+        process (``stc-zoo warmup`` at an image's build time)."""
+        from .data import synthetic_events
+
+        ops.allow_compile()
+        events = synthetic_events(self.config.input.sensor_size, 4 * self.config.input.min_events, seed=0)
+        with torch.no_grad():
+            self.predict(events)
+            if self.config.input.streamable:  # a session's step-by-step kernels too
+                self.stream().push(events)
+        return self
+
     def fuse_for_inference(self) -> StcSNN:
         """Switch to eval mode and fold every BatchNorm into its conv; returns self."""
         self.eval()

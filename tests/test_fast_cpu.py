@@ -338,3 +338,51 @@ def test_the_laid_out_weights_follow_every_kind_of_change():
     model.double()  # every tensor converted
     assert network_numba.weights(model.network).fc1.dtype == np.float64
     agree()
+
+
+COLD_SCRIPT = """
+import torch
+from stc_zoo import StcSNN
+from stc_zoo.data import synthetic_events
+from stc_zoo.kernels import compress_numba, snn_numba
+model = StcSNN.from_pretrained("nmnist-t4").fuse_for_inference()
+events = synthetic_events((34, 34), 3000, seed=1)
+print("probabilities", model.predict_proba(events)[0].tolist())
+x = model.compress(events)
+with torch.no_grad():
+    print("fast path", model.network.uses_numba(x))
+kernels = [f for m in (compress_numba, snn_numba) for f in vars(m).values() if hasattr(f, "stats")]
+print("compiled", sum(len(f.stats.cache_misses) for f in kernels), "loaded", sum(len(f.stats.cache_hits) for f in kernels))
+"""
+
+
+def run_cold_script(cache, **env):
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("STC_ZOO_COMPILE", "NUMBA_CACHE_DIR")}
+    done = subprocess.run([sys.executable, "-c", COLD_SCRIPT], env={**clean, "NUMBA_CACHE_DIR": str(cache), **env},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    probabilities = eval(lines["probabilities"])  # noqa: S307 - a list this test printed
+    compiled, loaded = (int(v) for v in lines["compiled"].split(" loaded "))
+    return probabilities, lines["fast"] == "path True", compiled, loaded
+
+
+def test_a_cold_cache_answers_on_the_reference_and_a_warmed_one_on_the_fast_path(tmp_path, warmed_numba_cache):
+    """By default a process whose Numba cache lacks the kernels runs the PyTorch reference instead of compiling
+    for ~15 s (a fresh install's first prediction, a container started without a warm-up), and says how to
+    compile them; once ``stc-zoo warmup`` filled the cache, the fast path loads without compiling. Both give
+    this process's fast-path probabilities (to float32 rounding)."""
+    from stc_zoo.data import synthetic_events
+
+    model = StcSNN.from_pretrained("nmnist-t4").fuse_for_inference().set_backend("numba")
+    want = model.predict_proba(synthetic_events((34, 34), 3000, seed=1))[0]
+    cold, fast, compiled, _ = run_cold_script(tmp_path / "empty")
+    assert not fast and compiled == 0
+    torch.testing.assert_close(torch.tensor(cold), want, rtol=0, atol=1e-5)
+    warm, fast, compiled, loaded = run_cold_script(warmed_numba_cache)
+    assert fast and compiled == 0 and loaded > 0
+    torch.testing.assert_close(torch.tensor(warm), want, rtol=0, atol=1e-6)

@@ -40,7 +40,8 @@ def venv(where: Path, package: Path) -> Path:
 
 def user_env(home: Path) -> dict:
     """The environment of a user: no checkout on sys.path, no test-suite settings, an empty Hub cache."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TRITON_", "HF_", "NUMBA_", "VIRTUAL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "TRITON_", "HF_", "NUMBA_", "VIRTUAL", "STC_ZOO_"))}
     return {**env, "HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
