@@ -42,8 +42,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: setup
 	STC_ZOO_DATA="$(STC_ZOO_DATA)" $(PY) -m stc_zoo.demo
 
+# One worker per core (pytest-xdist; torch in each worker uses one thread): most tests wait on a subprocess or on
+# Python, so two workers on two cores halve the suite. --durations: the slowest tests, to keep it fast.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=15
 
 # What `pip install` gives: the wheel and the sdist built from this tree, each in a fresh venv with the
 # pinned torch, every command run from outside the checkout (tests/test_installed.py; minutes).

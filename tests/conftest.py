@@ -30,6 +30,12 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core (make test): one torch thread each, not two
+    import torch  # noqa: E402
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def warmed_numba_cache(tmp_path_factory):
     """A ``NUMBA_CACHE_DIR`` that ``stc-zoo warmup nmnist-t4`` filled from empty (an image's build step)."""
