@@ -8,7 +8,8 @@ the site's generated pages (the zoo table, the included repository files) hold n
 Commands are the lines of its non-Python code blocks that start with ``.venv/bin/`` (after an
 optional ``$ ``) and its inline code that does. A command runs when it names no placeholder (ROOT, DIR, PATH/TO, org/name) and
 does not train or read a training run's output (``runs/...``), which would take the test minutes, nor listen
-for a live sender (``stream --udp``: tests/test_sources.py runs it with one).
+for a live sender (``stream --udp``: tests/test_sources.py runs it with one), nor recompute a card's cost on the
+1,000 recordings (tests/test_metrics.py does, against the card).
 """
 
 import importlib.util
@@ -96,7 +97,9 @@ def runs_here(argv: list[str]) -> bool:
     return (argv[0] == "stc-zoo" and argv[1:2] != ["train"] and not any(p in text for p in PLACEHOLDERS)
             and not any(a.startswith("runs/") and a != "runs/figure.png" for a in argv)
             and ("../shared" not in text or SUBSET.is_dir())
-            and not (argv[1:2] == ["stream"] and "--udp" in argv))  # waits for a sender: test_sources.py runs it with one
+            and not (argv[1:2] == ["stream"] and "--udp" in argv)  # waits for a sender: test_sources.py runs it with one
+            # a card's cost recompute over 1,000 recordings: test_metrics.py runs that measurement against the card
+            and not (argv[1:2] == ["profile"] and text == f"stc-zoo profile {argv[2]} --data ../shared/data/nmnist-subset"))
 
 
 def test_the_readme_shows_python_examples_and_commands():
