@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from stc_zoo import StcSNN, benchmark, metrics
 from stc_zoo.data import read_event_file
-from stc_zoo.kernels import ops
 
 
 # An energy PROXY, not a measurement: 32-bit float operations at 45 nm (M. Horowitz, "Computing's energy
@@ -102,7 +101,6 @@ def spikingjelly_costs(model: StcSNN, events: list, T: int) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     args = build_parser().parse_args(argv)
     model = StcSNN.from_pretrained(args.model).eval()
     files = sorted(args.data.glob("*/*.bin"))[::args.every]

@@ -31,7 +31,6 @@ from stc_zoo import StcSNN  # noqa: E402
 from stc_zoo.data import READERS  # noqa: E402
 from stc_zoo.data.compressed import compress_dataset  # noqa: E402
 from stc_zoo.zoo import get_entry  # noqa: E402
-from stc_zoo.kernels import ops
 
 # Sizes of the published datasets (what the generated files imitate).
 GESTURE = dict(recordings=122, train=98, gestures=11, gesture_s=6.0, events_per_s=60_000)
@@ -86,7 +85,6 @@ def peak_mb() -> float:
 
 
 def main(argv=None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=("dvsgesture", "cifar10dvs"))
     p.add_argument("--recordings", type=int, help="files to write (default: all 122 / 1,000 of 10,000)")

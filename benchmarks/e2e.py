@@ -14,7 +14,6 @@ import torch
 
 from stc_zoo import StcSNN, benchmark
 from stc_zoo.data import read_event_file, synthetic_events
-from stc_zoo.kernels import ops
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     model = StcSNN.from_pretrained(args.model).fuse_for_inference()

@@ -600,9 +600,6 @@ def verdict(rep: Report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stc_zoo.kernels import ops
-
-    ops.allow_compile()  # the CPU rows time the fast path: compile it where the disk cache lacks it
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="folder for report.md and report.json")
     ap.add_argument("--dry-run", action="store_true", help="on the CPU, Triton's interpreter, tiny shapes")

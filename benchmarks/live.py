@@ -45,7 +45,6 @@ from stc_zoo.data.events import EVENT_DTYPE
 from stc_zoo.sources import UdpSource
 from stc_zoo.sources.spif import encode
 from stc_zoo.zoo import get_entry
-from stc_zoo.kernels import ops
 
 PACKET_EVENTS = 180  # events per datagram: 180 x 8 bytes fit a 1500-byte Ethernet frame
 
@@ -215,7 +214,6 @@ HEADER = ("| feed | streams | events/s (all streams) | sent at (measured) | outp
 
 
 def main(argv: list[str] | None = None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     nmnist = StcSNN.from_pretrained("nmnist-stream-20ms").fuse_for_inference()

@@ -25,7 +25,6 @@ from stc_zoo.export import nir_readers as readers
 from stc_zoo.export.to_nir import nir_graph
 from stc_zoo.export.to_onnx import inference_copy
 from stc_zoo.benchmark import interleaved
-from stc_zoo.kernels import ops
 
 DT = 1e-3
 BASELINE = "package, Numba path (what `predict` runs)"
@@ -41,7 +40,6 @@ def variants(model) -> dict:
 
 
 def main() -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="nmnist-lif-t4")
     p.add_argument("--data", type=Path, required=True, help="a folder of <class>/<recording> files")

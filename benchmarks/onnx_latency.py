@@ -24,11 +24,9 @@ from stc_zoo import StcSNN, __version__
 from stc_zoo.data import read_event_file, synthetic_events
 from stc_zoo.export import onnx as export_onnx
 from stc_zoo.timing import median_ms
-from stc_zoo.kernels import ops
 
 
 def main() -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="nmnist-t4")
     p.add_argument("--data", type=Path, help="a folder of recordings (*/*.bin); synthetic events without it")

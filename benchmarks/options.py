@@ -19,7 +19,6 @@ import torch
 from stc_zoo import StcSNN
 from stc_zoo.data import read_event_file
 from stc_zoo.timing import median_ms
-from stc_zoo.kernels import ops
 
 
 def reference(fold: bool, per_step: bool, x: torch.Tensor):
@@ -30,7 +29,6 @@ def reference(fold: bool, per_step: bool, x: torch.Tensor):
 
 
 def main(argv=None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", required=True, help="a recording of the N-MNIST sensor")
     p.add_argument("--rounds", type=int, default=7)

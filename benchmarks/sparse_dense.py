@@ -17,7 +17,6 @@ from stc_zoo import StcSNN, benchmark, network_numba
 from stc_zoo.data import read_event_file
 from stc_zoo.kernels import snn_numba
 from stc_zoo.timing import median_ms
-from stc_zoo.kernels import ops
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +74,6 @@ def real_densities(model, files: list[Path]) -> list[np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ops.allow_compile()  # these rows time the CPU fast path: compile it where the disk cache lacks it
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     model = StcSNN.from_pretrained(args.model).fuse_for_inference()

@@ -1,8 +1,9 @@
 """The hot-path ops with a backend switch: fused Triton kernels, Numba CPU kernels or the PyTorch references.
 
 ``backend="auto"`` runs the Triton kernels on CUDA tensors (when Triton is installed), the Numba
-kernels on CPU tensors when no gradient is needed (inference; when Numba is installed and its disk cache
-holds them, or compiling was asked for: ``allow_compile``) and the references otherwise; ``"triton"``, ``"numba"`` and ``"torch"`` force one. The Numba kernels are
+kernels on CPU tensors when no gradient is needed (inference; when Numba is installed: compiled on first use
+and cached on disk, except in a one-shot command whose cache lacks them, ``reference_unless_cached``) and the
+references otherwise; ``"triton"``, ``"numba"`` and ``"torch"`` force one. The Numba kernels are
 inference-only: asked for a gradient, ``"numba"`` runs the reference. On CPU tensors ``"triton"`` runs in
 Triton's interpreter, which must be switched on before Triton is imported
 (``TRITON_INTERPRET=1``); the tests use this to compare kernels and references on a CPU.
@@ -76,9 +77,10 @@ def first_use(name: str, run):
     return result
 
 
-# Whether "auto" runs the Numba kernels on CPU tensors in this process: decided once, at the first such
-# call, so every call of a process (a streaming session and the offline forward it equals) runs one path.
-_fast_path: bool | None = None
+# Whether "auto" runs the Numba kernels on CPU tensors in this process (compiling them where Numba's disk cache
+# lacks them): yes, unless a one-shot command chose otherwise before the first such call (``reference_unless_cached``).
+_fast_path = True
+_decided = False  # a CPU call has resolved "auto": the path is fixed for the rest of the process
 
 
 def fast_path_cached() -> bool:
@@ -90,24 +92,34 @@ def fast_path_cached() -> bool:
     return on_disk(snn_numba.network) and on_disk(compress_numba._compress)
 
 
-def allow_compile() -> None:
-    """From now on in this process, ``"auto"`` on CPU tensors runs the Numba kernels, compiling what the
-    disk cache lacks on first use (``StcSNN.warmup``, ``stc-zoo warmup`` and the benchmarks call it)."""
+def reference_unless_cached() -> bool:
+    """For a process that runs a few forwards and exits (``stc-zoo predict``, ``show``, ``stream FILE``):
+    ``"auto"`` on CPU tensors runs the Numba kernels only when the disk cache holds them, else the PyTorch
+    reference (a forward costs milliseconds more; compiling would cost ~15 s), said once.
+    ``STC_ZOO_COMPILE=1`` keeps compiling. Call it before the process's first forward (the path is fixed
+    then, so a streaming session and the offline forward it equals run the same one); returns whether the
+    fast path runs."""
     global _fast_path
-    _fast_path = HAS_NUMBA
+    if not _decided and HAS_NUMBA and os.environ.get("STC_ZOO_COMPILE") != "1":
+        _fast_path = fast_path_cached()
+        if not _fast_path:
+            log.info("stc-zoo: the CPU fast path is not compiled on this machine yet, so this command runs the "
+                     "PyTorch reference (same results to float rounding, slower per forward); `stc-zoo warmup` "
+                     "compiles it once (~15 s) for every later process")
+    return _fast_path and HAS_NUMBA
+
+
+def allow_compile() -> None:
+    """From now on in this process, ``"auto"`` on CPU tensors runs the Numba kernels, compiling what the disk
+    cache lacks on first use (the default; ``StcSNN.warmup`` calls it after ``reference_unless_cached``)."""
+    global _fast_path
+    _fast_path = True
 
 
 def _cpu_auto() -> str:
-    global _said_no_numba, _fast_path
+    global _said_no_numba, _decided
     if HAS_NUMBA:
-        if _fast_path is None:
-            # Compiling costs a cold process ~15 s; the reference answers a few predictions in milliseconds
-            # each. So a process compiles only when asked to (warmup, benchmarks, STC_ZOO_COMPILE=1).
-            _fast_path = os.environ.get("STC_ZOO_COMPILE") == "1" or fast_path_cached()
-            if not _fast_path:
-                log.info("stc-zoo: the CPU fast path is not compiled on this machine yet, so this process runs "
-                         "the PyTorch reference (same results, slower per forward); `stc-zoo warmup` "
-                         "compiles it once (~15 s) for every later process")
+        _decided = True
         return "numba" if _fast_path else "torch"
     if not _said_no_numba:
         _said_no_numba = True

@@ -140,6 +140,7 @@ def info(args) -> None:
 def predict(args) -> list[dict]:
     """Classify each file; a file that cannot be read or classified (any failure) is reported on stderr,
     naming it, and the rest still run; exit status 1 when any file failed."""
+    fast = ops.reference_unless_cached()  # a few forwards: not worth ~15 s of compiling
     model = load_model(args).fuse_for_inference()
     names, minimum = model.config.labels, model.config.input.min_events
     results, failed = [], 0
@@ -168,8 +169,10 @@ def predict(args) -> list[dict]:
             print(json.dumps(results[-1]), flush=True)
     if not args.json and results:
         print(table(results, ["file", "events", "label", "class", "confidence", "latency_ms"]))
-        print(f"\nlatency: raw events -> probabilities, batch 1, {args.device}, each file timed after one warm-up call "
-              "on the first")
+        path = ("" if model.device.type != "cpu" else ", the fast path" if fast and model.backend != "torch" else
+                ", the PyTorch reference (the fast path is not compiled here yet: stc-zoo warmup)")
+        print(f"\nlatency: raw events -> probabilities, batch 1, {args.device}{path}, each file timed after one "
+              "warm-up call on the first")
     if failed:
         print(f"stc-zoo predict: {failed} of {len(args.files)} files failed (above)", file=sys.stderr)
         raise SystemExit(1)
@@ -181,7 +184,6 @@ def bench(args) -> dict:
     throughput at batch N on the default path."""
     from . import benchmark
 
-    ops.allow_compile()  # it times the fast path: compiled here where the disk cache lacks it
     model = load_model(args).fuse_for_inference()
     sensor = model.config.input.sensor_size
     if args.events:
@@ -252,6 +254,8 @@ def stream(args) -> dict:
     from .errors import EventFormatError
     from .sources import FileReplay
 
+    if args.file and (args.udp, args.dv, args.camera) == (None, None, None):
+        ops.reference_unless_cached()  # one recording: not worth ~15 s of compiling (a live feed compiles)
     model = load_model(args)
     c = model.config.input
     if args.hop is not None and (args.threshold is not None or args.min_steps != 1 or args.max_steps is not None):
@@ -265,7 +269,6 @@ def stream(args) -> dict:
     if len(live) + bool(args.file) != 1:
         raise InputError("stream: give one source: a recording FILE, --udp HOST:PORT, --dv tcp://HOST:PORT or --camera")
     if live:  # warmed up before listening: a sender started on "listening" is served from its first packet
-        ops.allow_compile()  # a live feed runs for long and wants each step fast: the fast path, compiled if need be
         warmup_ms = warm_up(model, synthetic_events(c.camera_size, 2000), args.hop)
         source = live_source(args, model)
         say(f"{source.name}: listening; steps of {c.step_us / 1e3:g} ms; decision {rule}; ends "
@@ -452,6 +455,7 @@ def warm_up(model: StcSNN, events: np.ndarray, hop: int | None = None) -> float:
 def show(args) -> None:
     from .show import draw  # matplotlib is optional
 
+    ops.reference_unless_cached()  # one recording: not worth ~15 s of compiling
     model = load_model(args)
     events = read_event_file(args.file)
     out = draw(model, events, args.out, title=f"{Path(args.file).name} · {args.model}",

@@ -163,9 +163,10 @@ class StcSNN(
     def warmup(self) -> StcSNN:
         """Compile (or load from Numba's disk cache) the kernels this model's predictions and streaming
         sessions run, and let ``backend="auto"`` use the CPU fast path from now on in this process; returns
-        self. A process whose disk cache lacks them otherwise runs the PyTorch reference (same results,
-        slower per forward) rather than spend ~15 s compiling; one warm-up fills the cache for every later
-        process (``stc-zoo warmup`` at an image's build time)."""
+        self. Kernels compile on first use anyway (and load from the cache in later processes); a warm-up
+        moves that cost to a moment of your choosing, and fills the cache for every later process (``stc-zoo
+        warmup`` at an image's build time), so that the one-shot commands (``stc-zoo predict``, ``show``,
+        ``stream FILE``), which run the PyTorch reference rather than compile, get the fast path."""
         from .data import synthetic_events
 
         ops.allow_compile()

@@ -2,9 +2,10 @@
 
 * Triton kernels run in Triton's CPU interpreter. On a GPU machine,
   ``STC_TEST_CUDA=1 pytest tests/test_kernels.py`` runs the same parity tests on the GPU instead.
-* ``backend="auto"`` runs the Numba CPU kernels, compiling them on first use (``STC_ZOO_COMPILE=1``), in every
-  test and its subprocesses whatever the state of Numba's disk cache: a fresh clone's first run behaves as
-  later ones. tests/test_fast_cpu.py checks the default (a cold cache answers on the reference) without it.
+* ``backend="auto"`` runs the Numba CPU kernels, compiling them on first use, in every test and its
+  subprocesses, the one-shot commands (``stc-zoo predict``, ``show``, ``stream FILE``) too
+  (``STC_ZOO_COMPILE=1``), whatever the state of Numba's disk cache: a fresh clone's first run behaves as
+  later ones. tests/test_fast_cpu.py checks those commands' default (a cold cache: the reference) without it.
 * huggingface_hub is offline with an empty cache of its own, so no test reaches the real Hub or
   a developer's cache. The Hub tests (test_hub.py) run their clients in subprocesses pointed at a
   local server through HF_ENDPOINT.

@@ -340,49 +340,40 @@ def test_the_laid_out_weights_follow_every_kind_of_change():
     agree()
 
 
-COLD_SCRIPT = """
-import torch
-from stc_zoo import StcSNN
-from stc_zoo.data import synthetic_events
-from stc_zoo.kernels import compress_numba, snn_numba
-model = StcSNN.from_pretrained("nmnist-t4").fuse_for_inference()
-events = synthetic_events((34, 34), 3000, seed=1)
-print("probabilities", model.predict_proba(events)[0].tolist())
-x = model.compress(events)
-with torch.no_grad():
-    print("fast path", model.network.uses_numba(x))
-kernels = [f for m in (compress_numba, snn_numba) for f in vars(m).values() if hasattr(f, "stats")]
-print("compiled", sum(len(f.stats.cache_misses) for f in kernels), "loaded", sum(len(f.stats.cache_hits) for f in kernels))
-"""
 
-
-def run_cold_script(cache, **env):
+def predict_in_a_new_process(cache, recording) -> tuple[float, str, set[str]]:
+    """``stc-zoo predict nmnist-t4 RECORDING`` in a fresh interpreter with ``cache`` as Numba's cache and the
+    default policy (no STC_ZOO_COMPILE): its confidence, its latency line, and the cache's files after it."""
     import os
     import subprocess
     import sys
 
     clean = {k: v for k, v in os.environ.items() if k not in ("STC_ZOO_COMPILE", "NUMBA_CACHE_DIR")}
-    done = subprocess.run([sys.executable, "-c", COLD_SCRIPT], env={**clean, "NUMBA_CACHE_DIR": str(cache), **env},
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "stc_zoo.cli", "predict", "nmnist-t4", str(recording)],
+                          env={**clean, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
-    probabilities = eval(lines["probabilities"])  # noqa: S307 - a list this test printed
-    compiled, loaded = (int(v) for v in lines["compiled"].split(" loaded "))
-    return probabilities, lines["fast"] == "path True", compiled, loaded
+    row = next(line for line in done.stdout.splitlines() if line.startswith(str(recording))).split()
+    latency = next(line for line in done.stdout.splitlines() if line.startswith("latency:"))
+    return float(row[4]), latency, {p.name for p in cache.rglob("*.nbc")}
 
 
-def test_a_cold_cache_answers_on_the_reference_and_a_warmed_one_on_the_fast_path(tmp_path, warmed_numba_cache):
-    """By default a process whose Numba cache lacks the kernels runs the PyTorch reference instead of compiling
-    for ~15 s (a fresh install's first prediction, a container started without a warm-up), and says how to
-    compile them; once ``stc-zoo warmup`` filled the cache, the fast path loads without compiling. Both give
-    this process's fast-path probabilities (to float32 rounding)."""
-    from stc_zoo.data import synthetic_events
-
+@pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/nmnist-subset not present")
+def test_a_cold_cache_predicts_on_the_reference_and_a_warmed_one_on_the_fast_path(tmp_path, warmed_numba_cache):
+    """``stc-zoo predict`` (a one-shot command) in a process whose Numba cache lacks the kernels runs the PyTorch
+    reference instead of compiling for ~15 s (a fresh install's first prediction, a container started without a
+    warm-up) and says so; once ``stc-zoo warmup`` filled the cache, it loads the fast path and compiles nothing.
+    Both print this process's fast-path confidence."""
+    recording = SUBSET / "Train" / "7" / "00016.bin"
     model = StcSNN.from_pretrained("nmnist-t4").fuse_for_inference().set_backend("numba")
-    want = model.predict_proba(synthetic_events((34, 34), 3000, seed=1))[0]
-    cold, fast, compiled, _ = run_cold_script(tmp_path / "empty")
-    assert not fast and compiled == 0
-    torch.testing.assert_close(torch.tensor(cold), want, rtol=0, atol=1e-5)
-    warm, fast, compiled, loaded = run_cold_script(warmed_numba_cache)
-    assert fast and compiled == 0 and loaded > 0
-    torch.testing.assert_close(torch.tensor(warm), want, rtol=0, atol=1e-6)
+    from stc_zoo.data import read_event_file
+
+    want = float(model.predict_proba(read_event_file(recording))[0].max())
+    (tmp_path / "empty").mkdir()
+    confidence, latency, compiled = predict_in_a_new_process(tmp_path / "empty", recording)
+    assert "the PyTorch reference (the fast path is not compiled here yet: stc-zoo warmup)" in latency
+    assert not any(name.startswith("snn_numba.network") for name in compiled), compiled  # nothing compiled
+    assert confidence == pytest.approx(want, abs=1e-4)
+    before = {p.name for p in warmed_numba_cache.rglob("*.nbc")}
+    confidence, latency, after = predict_in_a_new_process(warmed_numba_cache, recording)
+    assert ", the fast path," in latency and after == before  # loaded, nothing new compiled
+    assert confidence == pytest.approx(want, abs=1e-4)

@@ -243,9 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from stc_zoo.kernels import ops
-
-    ops.allow_compile()  # its --report times the CPU fast path
     parser = build_parser()
     args = parser.parse_args(argv)
     by_slug = {r[0]: r for r in ROWS}

@@ -36,9 +36,6 @@ def fold_cost(folder: Path, data: str, batch_size: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from stc_zoo.kernels import ops
-
-    ops.allow_compile()  # the fast path, compiled where the cache lacks it
     args = build_parser().parse_args(argv)
     rows = [fold_cost(f, args.data, args.batch_size) for f in args.folds]
     print("| fold model | T (CR) | held-out recordings | its accuracy % | effective MACs | effective ACs | "

@@ -144,9 +144,6 @@ def render(folds: list[dict], args, step_us: int, T: int, command: str, of: int)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from stc_zoo.kernels import ops
-
-    ops.allow_compile()  # it streams thousands of steps: the fast path, compiled where the cache lacks it
     args = build_parser().parse_args(argv)
     folders = sorted(args.cv.glob("fold-*/"), key=lambda p: int(p.name.removeprefix("fold-")))
     if not folders or not all((f / FINAL).is_file() for f in folders):

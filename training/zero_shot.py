@@ -32,9 +32,6 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from stc_zoo.kernels import ops
-
-    ops.allow_compile()  # a thousand recordings: the fast path, compiled where the cache lacks it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="checkpoint folder (trained on simulated recordings only)")
     parser.add_argument("--data", default="../shared/data/nmnist-subset", help="the real N-MNIST subset")
