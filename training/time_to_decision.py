@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packet-ms", type=float, default=1.0, help="packet duration pushed at a time (default 1 ms)")
     p.add_argument("--plot", type=Path, default=Path("training/time_to_decision.png"))
     p.add_argument("--card", type=Path, help="also write the tables into this model card's section")
+    p.add_argument("--model", help="stream every fold's held-out recordings through this one checkpoint instead of "
+                   "the fold models (e.g. weights never shown a real recording: zero-shot, on the same folds)")
     return p
 
 
@@ -70,9 +72,15 @@ def stream_recording(model: StcSNN, events: np.ndarray, packet_us: int) -> list:
     return outputs
 
 
-def fold_runs(folder: Path, data: str, packet_us: int) -> tuple[StcSNN, list[tuple[int, list]]]:
-    """The fold model (its last epoch) and, for every recording it held out, (label, step outputs)."""
+def fold_runs(folder: Path, data: str, packet_us: int, instead: str | None = None) -> tuple[StcSNN, list[tuple[int, list]]]:
+    """The fold model (its last epoch) and, for every recording it held out, (label, step outputs); with
+    ``instead``, that checkpoint streams them, loaded with the fold model's input binning (the weights of
+    one network fit any T and step)."""
     model, dataset, held = fold_model(folder, data)
+    if instead is not None:
+        c = model.config.input
+        model = StcSNN.from_pretrained(instead, T=c.T, ratio=c.ratio, split_by=c.split_by, step_us=c.step_us,
+                                       decay=c.decay).fuse_for_inference()
     runs = []
     for i in tqdm(held, desc=f"streaming {folder.name}'s held-out recordings", unit="recording"):
         events, label = dataset[i]
@@ -116,8 +124,9 @@ def render(folds: list[dict], args, step_us: int, T: int, command: str, of: int)
     k, n = len(folds), sum(f["recordings"] for f in folds)
     pct = lambda values: str(summarize(values, 1 / of))  # noqa: E731 - mean ± std [corrected interval], in %
     which = f"{of}-fold cross-validation" if k == of else f"{k} of the {of} folds of a cross-validation"
-    lines = [f"{which} (`{args.cv}`): each fold's model (its last epoch) streams the "
-             f"{n // k} recordings it held out, {n} in all, in {args.packet_ms:g} ms packets (steps of "
+    who = (f"`{args.model}` (one model, for every fold) streams the {n // k} recordings each fold held out" if args.model
+           else f"each fold's model (its last epoch) streams the {n // k} recordings it held out")
+    lines = [f"{which} (`{args.cv}`): {who}, {n} in all, in {args.packet_ms:g} ms packets (steps of "
              f"{step_us / 1e3:g} ms, T = {T}). Mean ± std over the folds [corrected 95% interval].", "",
              f"Command: `{command}`", "",
              "| recording seen | accuracy of the running prediction % |", "|---:|---|"]
@@ -150,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{args.cv}: no finished fold-<i> folders (each needs {FINAL})")
     folds, curves = [], []
     for folder in folders:
-        model, runs = fold_runs(folder, args.data, int(args.packet_ms * 1000))
+        model, runs = fold_runs(folder, args.data, int(args.packet_ms * 1000), args.model)
         c = model.config.input
         folds.append(measure(runs, c.step_us, c.T, args.at_ms, args.thresholds, args.min_steps, args.within_ms))
         curves.append((folds[-1]["curve"], len(runs)))
