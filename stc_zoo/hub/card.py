@@ -9,6 +9,7 @@ was drawn (``dataset.args``: reader, source split, held-out fraction, seed, samp
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -216,18 +217,17 @@ def _binning(i) -> str:
     return f"{i.T * i.ratio} fine bins split by {i.split_by}"
 
 
+def section(text: str, heading: str) -> str:
+    """The body of one ``## heading`` section of a card, stripped."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    return match.group(1).strip() if match else ""
+
+
 def training_commands(folder: str | os.PathLike) -> list[str]:
     """The lines of the ``## Training`` code block of the card in ``folder`` (comments included); [] when the
     folder has no card, the card no such section, or the section says the command was not recorded."""
     path = Path(folder) / CARD_NAME
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    if "## Training" not in text:
-        return []
-    section = text[text.index("## Training"):].split("\n## ", 1)[0]
-    block = section.split("```", 2)
-    lines = block[1].strip("\n").splitlines() if len(block) == 3 else []
+    lines = section(path.read_text(encoding="utf-8"), "Training").strip("`\n ").splitlines() if path.is_file() else []
     return [] if lines == ["not recorded"] else lines
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 
 from ..config import StcConfig
 from ..errors import CheckpointError
-from .card import read_card, render_card
+from .card import read_card, render_card, section
 from .files import CARD_NAME
 
 FOLDED_NOTE = ("Saved from `{source}` with BatchNorm folded into the convs (`fuse_for_inference()`); the "
@@ -73,12 +72,6 @@ def _config_diff(a: StcConfig, b: StcConfig) -> dict:
         return {**dataclasses.asdict(c.input), **dataclasses.asdict(c.network), "class_names": c.class_names}
     fa, fb = flat(a), flat(b)
     return {k: (fa[k], fb[k]) for k in fb if fa[k] != fb[k]}
-
-
-def section(text: str, heading: str) -> str:
-    """The body of one ``## heading`` section of a card, stripped."""
-    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
-    return match.group(1).strip() if match else ""
 
 
 def _source_name(source: Provenance) -> str:

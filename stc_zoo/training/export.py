@@ -43,8 +43,9 @@ def export(run, meta: dict, cv: dict | None = None) -> None:
         data_note = (f"Trained on {meta['train_samples']:,} simulated recordings "
                      f"({model.trained_on.sources[-1] if model.trained_on else meta['data']}); never on a real "
                      f"recording. The simulation (`simulation.json`): `{json.dumps(sim.to_dict())}`")
-    if run.args.init:  # what the starting weights saw is part of what these weights saw
-        start = read_seen(init_folder(run.args.init))
+    start_folder = init_folder(run.args.init) if run.args.init else None  # resolved once: a Hub id is a network call
+    if start_folder is not None:  # what the starting weights saw is part of what these weights saw
+        start = read_seen(start_folder)
         data_note += (f" Its starting weights (`--init {run.args.init}`) were trained on: {start.describe()}."
                       if start else f" Its starting weights (`--init {run.args.init}`) do not say what they were "
                       "trained on.")
@@ -73,8 +74,8 @@ def export(run, meta: dict, cv: dict | None = None) -> None:
     else:
         result, command = None, meta["command"]
         extra = f"The last epoch ({meta['epochs']}) of a fixed schedule.\n"
-    if run.args.init:
-        command = staged_command(run.args.init, init_folder(run.args.init), command)
+    if start_folder is not None:
+        command = staged_command(run.args.init, start_folder, command)
     model.save_pretrained(run.args.export, model_card_kwargs=dict(
         name=name, dataset=dataset, data_note=data_note, result=result, command=command, extra=extra))
     if result is not None:
